@@ -1,0 +1,3 @@
+from mlservice.cli import main
+
+raise SystemExit(main())

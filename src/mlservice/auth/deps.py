@@ -1,0 +1,96 @@
+"""Authentication dependencies, scoped by tier, as ``Annotated`` aliases for endpoints."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from mlservice.auth import service
+from mlservice.auth.models import Tier
+from mlservice.auth.service import Principal, TokenRejected
+from mlservice.db import DatabaseBusyError, utcnow
+from mlservice.errors import Forbidden, Unauthorized
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "ml_session"
+CLIENT_HEADER = "x-ml-client"
+DASHBOARD_CLIENT = "dashboard"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def bearer_secret(request: Request) -> tuple[str | None, bool]:
+    """The presented secret and whether it came from the session cookie."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("Authorization header must be 'Bearer <token>'", code="invalid_token")
+        return value.strip(), False
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return (cookie, True) if cookie else (None, False)
+
+
+def authenticate_request(request: Request) -> Principal:
+    """Resolve the caller in a short transaction of its own, so the request's unit of work
+    (and, on SQLite, its write lock) starts only when the endpoint needs it."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    secret, from_cookie = bearer_secret(request)
+    if secret is None:
+        raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
+    if from_cookie and request.method in UNSAFE_METHODS:
+        # The cookie is sent by the browser on its own; a custom header is not (CSRF guard).
+        if request.headers.get(CLIENT_HEADER) != DASHBOARD_CLIENT:
+            raise Forbidden(f"cookie-authenticated writes need the header X-ML-Client: {DASHBOARD_CLIENT}")
+    app_state = request.app.state
+    principal = _resolve(app_state, secret)
+    request.state.principal = principal
+    return principal
+
+
+def _resolve(app_state, secret: str) -> Principal:  # type: ignore[no-untyped-def]
+    settings = app_state.settings
+    database = app_state.database
+    now = utcnow()
+    system_token = settings.admin_api_token
+    with database.session() as session:
+        try:
+            if system_token is not None and hmac.compare_digest(
+                secret.encode(), system_token.get_secret_value().encode()
+            ):
+                user = service.system_token_user(session)
+                return Principal(user.id, user.username, Tier(user.tier), "system")
+            token, user = service.resolve_secret(session, secret, now)
+        except TokenRejected as rejected:
+            raise Unauthorized(f"invalid token: {rejected.reason}", code="invalid_token") from None
+        principal = Principal(user.id, user.username, Tier(user.tier), token.kind, token.id)
+        stale = service.needs_touch(token, now)
+    if stale:
+        try:
+            with database.session(write=True) as session:
+                service.touch_token(session, principal.token_id, now)
+        except DatabaseBusyError:
+            log.warning("skipped last-used update of token %s: database busy", principal.token_id)
+    return principal
+
+
+def require_admin(principal: Annotated[Principal, Depends(authenticate_request)]) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("this needs an admin or system_admin account")
+    return principal
+
+
+def require_system_admin(principal: Annotated[Principal, Depends(authenticate_request)]) -> Principal:
+    if principal.tier is not Tier.system_admin:
+        raise Forbidden("this needs a system_admin account")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate_request)]
+AdminPrincipal = Annotated[Principal, Depends(require_admin)]
+SystemAdminPrincipal = Annotated[Principal, Depends(require_system_admin)]

@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from mlservice.auth import service
+from mlservice.auth.models import AuthToken, User
+from mlservice.auth.deps import SESSION_COOKIE, AdminPrincipal, CurrentPrincipal
+from mlservice.auth.schemas import (
+    LoginRequest,
+    LoginResponse,
+    Page,
+    PasswordChange,
+    PasswordConfirmation,
+    RegisterRequest,
+    TokenCreate,
+    TokenCreated,
+    TokenRead,
+    UserBrief,
+    UserCreate,
+    UsernameChange,
+    UserRead,
+    UserUpdate,
+)
+from mlservice.db import SessionDep, utcnow
+from mlservice.settings import SettingsDep
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+def _token_read(token: AuthToken) -> TokenRead:
+    return TokenRead(
+        id=token.id,
+        name=token.name,
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+        last_used_at=token.last_used_at,
+        revoked_at=token.revoked_at,
+        is_active=token.is_usable(utcnow()),
+    )
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserRead)
+def register(body: RegisterRequest, session: SessionDep, settings: SettingsDep) -> User:
+    return service.register(session, settings, body.username, body.password)
+
+
+@router.post("/login", response_model=LoginResponse)
+def login(
+    body: LoginRequest, response: Response, session: SessionDep, settings: SettingsDep
+) -> LoginResponse:
+    secret, token, user = service.login(session, settings, body.username, body.password)
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=settings.session_expiry_days * 86400,
+        httponly=True,
+        samesite="strict",
+        secure=settings.use_https,
+        path="/",
+    )
+    return LoginResponse(
+        token=secret, expires_at=token.expires_at, user=UserBrief.model_validate(user)
+    )
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(principal: CurrentPrincipal, response: Response, session: SessionDep) -> Response:
+    service.logout(session, principal)
+    response.status_code = status.HTTP_204_NO_CONTENT
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+@router.get("/user-info", response_model=UserRead)
+def user_info(principal: CurrentPrincipal, session: SessionDep) -> User:
+    return service.get_live_user(session, principal.user_id)
+
+
+@router.get("/profile", response_model=UserRead)
+def profile(principal: CurrentPrincipal, session: SessionDep) -> User:
+    return service.get_live_user(session, principal.user_id)
+
+
+@router.put("/profile/password", response_model=UserRead)
+def change_password(
+    body: PasswordChange, principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep
+) -> User:
+    return service.change_password(
+        session, settings, principal, body.current_password, body.new_password
+    )
+
+
+@router.put("/profile/username", response_model=UserRead)
+def change_username(body: UsernameChange, principal: CurrentPrincipal, session: SessionDep) -> User:
+    return service.change_username(session, principal, body.username)
+
+
+@router.delete("/profile", status_code=status.HTTP_204_NO_CONTENT)
+def delete_profile(
+    body: PasswordConfirmation, principal: CurrentPrincipal, session: SessionDep, response: Response
+) -> Response:
+    service.delete_own_account(session, principal, body.password)
+    response.status_code = status.HTTP_204_NO_CONTENT
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+# Administration of users -----------------------------------------------------------------------
+
+
+@router.get("/users", response_model=Page[UserRead])
+def list_users(
+    _admin: AdminPrincipal,
+    session: SessionDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    include_deleted: bool = False,
+) -> Page[UserRead]:
+    users, total = service.list_users(
+        session, limit=limit, offset=offset, include_deleted=include_deleted
+    )
+    return Page[UserRead](
+        items=[UserRead.model_validate(u) for u in users], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/users/{user_id}", response_model=UserRead)
+def get_user(user_id: int, _admin: AdminPrincipal, session: SessionDep) -> User:
+    return service.get_live_user(session, user_id)
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserRead)
+def create_user(
+    body: UserCreate, admin: AdminPrincipal, session: SessionDep, settings: SettingsDep
+) -> User:
+    return service.create_user(session, settings, admin, body)
+
+
+@router.put("/users/{user_id}", response_model=UserRead)
+def update_user(user_id: int, body: UserUpdate, admin: AdminPrincipal, session: SessionDep) -> User:
+    return service.update_user(session, admin, user_id, body)
+
+
+@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_user(user_id: int, admin: AdminPrincipal, session: SessionDep) -> None:
+    service.delete_user(session, admin, user_id)
+
+
+# API tokens ------------------------------------------------------------------------------------
+
+
+@router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenCreated)
+def create_token(
+    body: TokenCreate, principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep
+) -> TokenCreated:
+    secret, token = service.create_api_token(
+        session, settings, principal, body.name, body.expires_in_days
+    )
+    return TokenCreated(
+        id=token.id,
+        name=body.name,
+        token=secret,
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+    )
+
+
+@router.get("/tokens", response_model=Page[TokenRead])
+def list_tokens(
+    principal: CurrentPrincipal, session: SessionDep, limit: Limit = 50, offset: Offset = 0
+) -> Page[TokenRead]:
+    tokens, total = service.list_api_tokens(session, principal, limit=limit, offset=offset)
+    return Page[TokenRead](
+        items=[_token_read(t) for t in tokens], total=total, limit=limit, offset=offset
+    )
+
+
+@router.post("/tokens/{token_id}/revoke", response_model=TokenRead)
+def revoke_token(token_id: int, principal: CurrentPrincipal, session: SessionDep) -> TokenRead:
+    return _token_read(service.revoke_api_token(session, principal, token_id))
+
+
+@router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_token(token_id: int, principal: CurrentPrincipal, session: SessionDep) -> None:
+    service.delete_api_token(session, principal, token_id)

@@ -1,0 +1,15 @@
+"""Database access: one engine per process, one session dependency, Alembic migrations."""
+
+from mlservice.db.base import Base, UTCDateTime, utcnow
+from mlservice.db.engine import Database, DatabaseBusyError
+from mlservice.db.session import SessionDep, get_session
+
+__all__ = [
+    "Base",
+    "Database",
+    "DatabaseBusyError",
+    "SessionDep",
+    "UTCDateTime",
+    "get_session",
+    "utcnow",
+]

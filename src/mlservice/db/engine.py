@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+WRITE_OPTION = "mlservice_write"
+LOCK_RETRIES = 5
+
+
+class DatabaseBusyError(Exception):
+    """The database stayed locked through every retry; the caller may try again later."""
+
+
+def is_lock_error(error: BaseException) -> bool:
+    message = str(getattr(error, "orig", error)).lower()
+    return "database is locked" in message or "database is busy" in message
+
+
+class Database:
+    """One engine and its session factories.
+
+    SQLite (the embedded default) runs in WAL mode with foreign keys on. A transaction that will
+    write starts with ``BEGIN IMMEDIATE``: it waits for the write lock up front (busy timeout,
+    then retries with exponential backoff) instead of failing half-way when a read transaction
+    tries to upgrade — the "database is locked" errors the seed product suffered from.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 60.0, pool_size: int = 10) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.engine = self._create_engine(url, timeout, pool_size)
+        self._read_sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(
+            bind=self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+        )
+
+    @property
+    def backend(self) -> str:
+        return "sqlite" if self.is_sqlite else "postgresql"
+
+    def _create_engine(self, url: str, timeout: float, pool_size: int) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=20)
+        database = self.url.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": timeout, "check_same_thread": False},
+            pool_size=pool_size,
+            max_overflow=20,
+        )
+        busy_ms = int(timeout * 1000)
+
+        @event.listens_for(engine, "connect")
+        def _configure(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy's "begin" event emit BEGIN so we choose DEFERRED or IMMEDIATE.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Any) -> None:
+            immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    @contextmanager
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """A unit of work: committed on success, rolled back on any error."""
+        session = (self._write_sessions if write else self._read_sessions)()
+        try:
+            if write and self.is_sqlite:
+                self._acquire_write_lock(session)
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def _acquire_write_lock(self, session: Session) -> None:
+        delay = 0.05
+        for attempt in range(LOCK_RETRIES):
+            try:
+                session.connection()
+                return
+            except OperationalError as exc:
+                if not is_lock_error(exc):
+                    raise
+                session.rollback()
+                if attempt == LOCK_RETRIES - 1:
+                    break
+                log.warning("database locked, retrying in %.2fs", delay)
+                time.sleep(delay * (1 + random.random()))
+                delay *= 2
+        raise DatabaseBusyError("the database stayed locked; try again in a moment")
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return True
+        except Exception:  # noqa: BLE001 - health reporting must never raise
+            log.exception("database ping failed")
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,6 @@
+"""Every table of every domain, imported in one place so Alembic sees the whole schema."""
+
+from mlservice.auth import models as auth_models  # noqa: F401
+from mlservice.db.base import Base
+
+metadata = Base.metadata

@@ -1,0 +1,489 @@
+"""The adaptive MLP classifier with two training backends.
+
+:class:`AdaptiveMLPClassifier` is one scikit-learn style estimator
+(``fit`` / ``predict`` / ``predict_proba``; fitted attributes end in ``_``)
+that trains with either
+
+* scikit-learn's :class:`~sklearn.neural_network.MLPClassifier` on the CPU
+  (the default; one ``partial_fit`` call per epoch, so Adam's state carries
+  over, with our own early stopping on a stratified validation split), or
+* PyTorch (optional extra ``gpu``), on CUDA when available, else on the CPU
+  (:mod:`mlservice.ml.torch_backend`, imported lazily).
+
+Both backends leave plain numpy weights (``coefs_``, ``intercepts_``), and
+prediction is one numpy forward pass shared by both, so a model trained on a
+GPU is served without PyTorch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+
+from .errors import BackendUnavailable, ConfigError, DataError, TrainingCancelled
+
+__all__ = [
+    "AdaptiveMLPClassifier",
+    "EpochInfo",
+    "choose_hidden_layers",
+    "forward",
+    "stratified_split_indices",
+    "torch_cuda_available",
+]
+
+
+@dataclass
+class EpochInfo:
+    """What ``on_epoch`` receives after every epoch."""
+
+    epoch: int
+    max_epochs: int
+    loss: float
+    validation_score: float | None
+    best_validation_score: float | None
+    elapsed_s: float
+    backend: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def choose_hidden_layers(
+    n_samples: int,
+    hidden_layer_sizes: Sequence[int] = (512, 256, 128),
+    large_dataset_hidden_layers: Sequence[int] = (1024, 512, 256, 128),
+    large_dataset_threshold: int = 500_000,
+    adaptive: bool = True,
+) -> tuple[int, ...]:
+    """The architecture for ``n_samples`` training rows.
+
+    * more than ``large_dataset_threshold`` rows → ``large_dataset_hidden_layers``;
+    * otherwise ``hidden_layer_sizes``, except that with ``adaptive`` small
+      sets get a smaller pyramid so they don't overfit: the first layer is
+      capped at 64 units below 1,000 rows, 128 below 10,000 and 256 below
+      50,000; each next layer at half the previous cap (never under 16
+      units), and below 10,000 rows at most two hidden layers are kept.
+    """
+    if n_samples > large_dataset_threshold:
+        return tuple(int(h) for h in large_dataset_hidden_layers)
+    layers = [int(h) for h in hidden_layer_sizes]
+    if not adaptive or n_samples >= 50_000:
+        return tuple(layers)
+    cap = 64 if n_samples < 1_000 else 128 if n_samples < 10_000 else 256
+    if n_samples < 10_000:
+        layers = layers[:2]
+    return tuple(max(min(h, 16), min(h, cap >> i, max(16, cap >> i))) for i, h in enumerate(layers))
+
+
+def stratified_split_indices(
+    y: np.ndarray, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split row indices into (keep, held_out) with about ``fraction`` of every
+    class held out (floor of the share, the remainder drawn at random) and at
+    least one row of every class kept."""
+    keep, held = [], []
+    _, inv = np.unique(y, return_inverse=True)
+    order = rng.permutation(len(y))
+    inv_perm = inv[order]
+    for c in range(inv.max() + 1 if len(inv) else 0):
+        idx = order[inv_perm == c]
+        exact = fraction * len(idx)
+        k = int(math.floor(exact))
+        if rng.random() < exact - k:
+            k += 1
+        k = min(k, len(idx) - 1)
+        held.append(idx[:k])
+        keep.append(idx[k:])
+    keep_a = np.sort(np.concatenate(keep)) if keep else np.empty(0, np.int64)
+    held_a = np.sort(np.concatenate(held)) if held else np.empty(0, np.int64)
+    return keep_a, held_a
+
+
+def _act(name: str, h: np.ndarray) -> np.ndarray:
+    if name == "relu":
+        return np.maximum(h, 0, out=h)
+    if name == "tanh":
+        return np.tanh(h, out=h)
+    if name == "logistic":
+        np.negative(h, out=h)
+        np.exp(h, out=h)
+        h += 1
+        return np.reciprocal(h, out=h)
+    return h  # identity
+
+
+def forward(
+    X: np.ndarray | sp.spmatrix,
+    coefs: Sequence[np.ndarray],
+    intercepts: Sequence[np.ndarray],
+    activation: str,
+    out_activation: str,
+) -> np.ndarray:
+    """Class probabilities for ``X`` (one numpy pass, float32)."""
+    h = X
+    last = len(coefs) - 1
+    for i, (W, b) in enumerate(zip(coefs, intercepts)):
+        h = h @ W
+        if not isinstance(h, np.ndarray):
+            h = np.asarray(h)
+        h += b
+        if i < last:
+            h = _act(activation, h)
+    if out_activation == "logistic":
+        p = 1.0 / (1.0 + np.exp(-np.clip(h[:, 0], -60, 60)))
+        return np.column_stack([1.0 - p, p]).astype(np.float32)
+    h = h - h.max(axis=1, keepdims=True)
+    np.exp(h, out=h)
+    h /= h.sum(axis=1, keepdims=True)
+    return h
+
+
+def torch_cuda_available() -> bool:
+    """True when PyTorch is importable and sees a CUDA device (never raises)."""
+    if importlib.util.find_spec("torch") is None:
+        return False
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # pragma: no cover - broken installs
+        return False
+
+
+class _SklearnTrainer:
+    """One epoch per ``partial_fit`` call of scikit-learn's MLPClassifier."""
+
+    name = "sklearn"
+    device = "cpu"
+
+    def __init__(self, est: AdaptiveMLPClassifier, layers: tuple[int, ...], n_classes: int,
+                 n_samples: int) -> None:
+        from sklearn.neural_network import MLPClassifier
+
+        if est.solver not in ("adam", "sgd"):
+            raise ConfigError("solver must be 'adam' or 'sgd' (per-epoch training)")
+        self.classes = np.arange(n_classes)
+        self.clf = MLPClassifier(
+            hidden_layer_sizes=layers,
+            activation=est.activation,
+            solver=est.solver,
+            alpha=est.alpha,
+            batch_size=_batch_size(est.batch_size, n_samples),
+            learning_rate_init=est.learning_rate_init,
+            max_iter=1,
+            shuffle=True,
+            random_state=est.random_state if est.random_state is not None else 0,
+            early_stopping=False,
+            tol=est.tol,
+            n_iter_no_change=est.n_iter_no_change,
+        )
+
+    def epoch(self, X: Any, y: np.ndarray) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.clf.partial_fit(X, y, classes=self.classes)
+        return float(self.clf.loss_)
+
+    def weights(self) -> tuple[list[np.ndarray], list[np.ndarray], str]:
+        return (
+            [w.copy() for w in self.clf.coefs_],
+            [b.copy() for b in self.clf.intercepts_],
+            self.clf.out_activation_,
+        )
+
+    def predict_labels(self, X: Any) -> np.ndarray:
+        c = self.clf
+        p = forward(X, c.coefs_, c.intercepts_, c.activation, c.out_activation_)
+        return p.argmax(axis=1)
+
+
+def _batch_size(batch_size: int | str, n: int) -> int:
+    if batch_size == "auto":
+        return max(1, min(200, n))
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch_size must be 'auto' or a positive integer, not {batch_size!r}")
+    return int(min(batch_size, n))
+
+
+class AdaptiveMLPClassifier(ClassifierMixin, BaseEstimator):
+    """Multi-layer perceptron classifier with a size-adaptive architecture.
+
+    Parameters mirror the seed's settings. The architecture actually used is
+    ``hidden_layers_`` = :func:`choose_hidden_layers` (``n_samples``, ...):
+    more than ``large_dataset_threshold`` rows get
+    ``large_dataset_hidden_layers``; with ``adaptive=True`` small data sets
+    get a smaller pyramid (first layer ≤ 64 units below 1,000 rows, ≤ 128
+    below 10,000, ≤ 256 below 50,000, each next layer half the previous cap,
+    at most two layers below 10,000 rows) so they don't overfit.
+
+    ``device``: ``"auto"`` trains with PyTorch on CUDA when torch is
+    importable and a GPU is available, else with scikit-learn on the CPU;
+    ``"cpu"`` uses scikit-learn (or PyTorch on the CPU with
+    ``backend="torch"``); ``"cuda"`` requires PyTorch and a GPU
+    (:class:`~mlservice.ml.errors.BackendUnavailable` otherwise).
+
+    Early stopping (``early_stopping=True``) holds out a stratified
+    ``validation_fraction`` of the rows, stops after ``n_iter_no_change``
+    epochs without a validation-accuracy gain above ``tol`` and restores the
+    best epoch's weights. ``fit`` accepts ``on_epoch(EpochInfo)`` and
+    ``should_stop() -> bool`` (checked between epochs; True raises
+    :class:`~mlservice.ml.errors.TrainingCancelled`). Training is
+    deterministic for a given ``random_state`` and backend.
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes: Sequence[int] = (512, 256, 128),
+        *,
+        large_dataset_hidden_layers: Sequence[int] = (1024, 512, 256, 128),
+        large_dataset_threshold: int = 500_000,
+        adaptive: bool = True,
+        activation: str = "relu",
+        solver: str = "adam",
+        max_iter: int = 5000,
+        batch_size: int | str = "auto",
+        learning_rate_init: float = 0.001,
+        alpha: float = 0.0001,
+        early_stopping: bool = True,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        device: str = "auto",
+        backend: str = "auto",
+        random_state: int | None = None,
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.large_dataset_hidden_layers = large_dataset_hidden_layers
+        self.large_dataset_threshold = large_dataset_threshold
+        self.adaptive = adaptive
+        self.activation = activation
+        self.solver = solver
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.alpha = alpha
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.backend = backend
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ backend
+    def _resolve_backend(self) -> tuple[str, str]:
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', not {self.device!r}")
+        if self.backend not in ("auto", "sklearn", "torch"):
+            raise ConfigError(
+                f"backend must be 'auto', 'sklearn' or 'torch', not {self.backend!r}"
+            )
+        if self.activation not in ("relu", "tanh", "logistic", "identity"):
+            raise ConfigError(f"unknown activation {self.activation!r}")
+        has_torch = importlib.util.find_spec("torch") is not None
+        if self.device == "cuda":
+            if self.backend == "sklearn":
+                raise ConfigError("the scikit-learn backend runs on the CPU only")
+            if not has_torch:
+                raise BackendUnavailable(
+                    "device='cuda' needs PyTorch: pip install 'mlservice[gpu]'"
+                )
+            if not torch_cuda_available():
+                raise BackendUnavailable("device='cuda' was asked for but no CUDA GPU is available")
+            return "torch", "cuda"
+        if self.backend == "torch":
+            if not has_torch:
+                raise BackendUnavailable("backend='torch' needs PyTorch: pip install 'mlservice[gpu]'")
+            if self.device == "auto" and torch_cuda_available():
+                return "torch", "cuda"
+            return "torch", "cpu"
+        if self.backend == "auto" and self.device == "auto" and torch_cuda_available():
+            return "torch", "cuda"
+        return "sklearn", "cpu"
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        on_epoch: Callable[[EpochInfo], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> AdaptiveMLPClassifier:
+        X = _as_matrix(X)
+        y = np.asarray(y)
+        if X.shape[0] != len(y):
+            raise DataError(f"X has {X.shape[0]} rows but y has {len(y)}", code="bad_shape")
+        self.classes_, y_enc = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise DataError("y has only one class; a classifier needs at least two",
+                            code="single_class")
+        backend, device = self._resolve_backend()
+        rng = np.random.default_rng(self.random_state if self.random_state is not None else 0)
+        n = X.shape[0]
+        Xv = yv = None
+        if self.early_stopping:
+            tr, va = stratified_split_indices(y_enc, self.validation_fraction, rng)
+            if len(va) == 0:
+                tr = np.arange(n)
+            else:
+                Xv, yv = X[va], y_enc[va]
+        else:
+            tr = np.arange(n)
+        Xt, yt = (X[tr], y_enc[tr]) if len(tr) != n else (X, y_enc)
+        layers = choose_hidden_layers(
+            len(yt),
+            self.hidden_layer_sizes,
+            self.large_dataset_hidden_layers,
+            self.large_dataset_threshold,
+            self.adaptive,
+        )
+        if backend == "torch":
+            from .torch_backend import TorchTrainer
+
+            trainer: Any = TorchTrainer(self, layers, len(self.classes_), len(yt), device)
+        else:
+            trainer = _SklearnTrainer(self, layers, len(self.classes_), len(yt))
+        self.backend_, self.device_, self.hidden_layers_ = trainer.name, trainer.device, layers
+        self.n_features_in_ = X.shape[1]
+        self.loss_curve_: list[float] = []
+        self.validation_scores_: list[float] = []
+        self.history_: list[dict[str, Any]] = []
+        best_score, best_loss, best_w, stale = -np.inf, np.inf, None, 0
+        t0 = time.perf_counter()
+        epoch = 0
+        for epoch in range(1, int(self.max_iter) + 1):
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled(epoch - 1)
+            loss = trainer.epoch(Xt, yt)
+            if not math.isfinite(loss):
+                raise DataError(
+                    "training diverged (the loss is not finite); lower learning_rate_init",
+                    code="diverged",
+                )
+            self.loss_curve_.append(loss)
+            score = None
+            if Xv is not None:
+                score = float(np.mean(trainer.predict_labels(Xv) == yv))
+                self.validation_scores_.append(score)
+                if score > best_score + self.tol:
+                    stale = 0
+                else:
+                    stale += 1
+                if score > best_score:
+                    best_score, best_w = score, trainer.weights()
+            else:
+                stale = stale + 1 if loss > best_loss - self.tol else 0
+                best_loss = min(best_loss, loss)
+            info = EpochInfo(
+                epoch=epoch,
+                max_epochs=int(self.max_iter),
+                loss=loss,
+                validation_score=score,
+                best_validation_score=None if Xv is None else best_score,
+                elapsed_s=time.perf_counter() - t0,
+                backend=trainer.name,
+            )
+            self.history_.append(info.to_dict())
+            if on_epoch is not None:
+                on_epoch(info)
+            if stale > self.n_iter_no_change:
+                break
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled(epoch)
+        coefs, intercepts, out_act = best_w if best_w is not None else trainer.weights()
+        self.coefs_ = [np.ascontiguousarray(w, dtype=np.float32) for w in coefs]
+        self.intercepts_ = [np.ascontiguousarray(b, dtype=np.float32) for b in intercepts]
+        self.out_activation_ = out_act
+        self.n_iter_ = epoch
+        self.best_validation_score_ = None if Xv is None else float(best_score)
+        self.fit_time_s_ = time.perf_counter() - t0
+        return self
+
+    # ------------------------------------------------------------------ predict
+    def predict_proba(self, X: Any, *, chunk_rows: int = 16384) -> np.ndarray:
+        X = _as_matrix(X)
+        if X.shape[1] != self.n_features_in_:
+            raise DataError(
+                f"X has {X.shape[1]} features; the model expects {self.n_features_in_}",
+                code="bad_shape",
+            )
+        if X.shape[0] <= chunk_rows:
+            return forward(X, self.coefs_, self.intercepts_, self.activation, self.out_activation_)
+        return np.vstack(
+            [
+                forward(X[i : i + chunk_rows], self.coefs_, self.intercepts_, self.activation,
+                        self.out_activation_)
+                for i in range(0, X.shape[0], chunk_rows)
+            ]
+        )
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    # ------------------------------------------------------------------ state
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta = {
+            "params": {
+                k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()
+            },
+            "backend": self.backend_,
+            "device": self.device_,
+            "hidden_layers": list(self.hidden_layers_),
+            "out_activation": self.out_activation_,
+            "n_layers": len(self.coefs_),
+            "n_features_in": int(self.n_features_in_),
+            "n_iter": int(self.n_iter_),
+            "best_validation_score": self.best_validation_score_,
+            "loss_curve": self.loss_curve_,
+            "validation_scores": self.validation_scores_,
+            "fit_time_s": self.fit_time_s_,
+        }
+        arrays = {f"coef_{i}": w for i, w in enumerate(self.coefs_)}
+        arrays.update({f"intercept_{i}": b for i, b in enumerate(self.intercepts_)})
+        return meta, arrays
+
+    @classmethod
+    def from_state(
+        cls, meta: dict[str, Any], arrays: dict[str, np.ndarray], classes: Sequence[Any]
+    ) -> AdaptiveMLPClassifier:
+        params = dict(meta["params"])
+        for k in ("hidden_layer_sizes", "large_dataset_hidden_layers"):
+            params[k] = tuple(params[k])
+        self = cls(**params)
+        n = int(meta["n_layers"])
+        self.coefs_ = [np.asarray(arrays[f"coef_{i}"], dtype=np.float32) for i in range(n)]
+        self.intercepts_ = [np.asarray(arrays[f"intercept_{i}"], dtype=np.float32) for i in range(n)]
+        self.classes_ = np.asarray(classes)
+        self.backend_, self.device_ = meta["backend"], meta["device"]
+        self.hidden_layers_ = tuple(meta["hidden_layers"])
+        self.out_activation_ = meta["out_activation"]
+        self.n_features_in_ = int(meta["n_features_in"])
+        self.n_iter_ = int(meta["n_iter"])
+        self.best_validation_score_ = meta["best_validation_score"]
+        self.loss_curve_ = list(meta["loss_curve"])
+        self.validation_scores_ = list(meta["validation_scores"])
+        self.fit_time_s_ = meta.get("fit_time_s")
+        self.history_ = []
+        return self
+
+
+def _as_matrix(X: Any) -> np.ndarray | sp.csr_matrix:
+    if sp.issparse(X):
+        return sp.csr_matrix(X, dtype=np.float32)
+    if hasattr(X, "to_numpy"):
+        X = X.to_numpy(dtype=np.float32)
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise DataError("X must be a 2-D matrix", code="bad_shape")
+    return X

@@ -1,0 +1,253 @@
+"""The one settings class: every knob is an ``ML_*`` environment variable or a line in ``.env``.
+
+Names and defaults follow the seed product (ml_service 0.11.2) so existing ``.env`` files keep
+working; the README's settings table documents each one.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Request
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LayerSizes = Annotated[tuple[int, ...], NoDecode]
+StrList = Annotated[list[str], NoDecode]
+
+# Seed settings that split SQLite into three files or artifacts into three folders. We keep one
+# database URL and one artifacts root (bundles hold model, features and baseline together), so
+# these are accepted for compatibility and reported as ignored instead of failing start-up.
+IGNORED_SEED_SETTINGS = (
+    "db_models_path",
+    "db_users_path",
+    "db_logs_path",
+    "models_path",
+    "features_path",
+    "baselines_path",
+)
+
+SECRET_FIELDS = ("admin_api_token", "admin_password")
+
+
+def _parse_layer_sizes(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not re.fullmatch(r"[\(\[]?\s*\d+(\s*,\s*\d+)*\s*,?\s*[\)\]]?", text):
+        raise ValueError("expected layer sizes like (512, 256, 128)")
+    return tuple(int(part) for part in re.findall(r"\d+", text))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ML_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # Server
+    service_host: str = "0.0.0.0"
+    service_port: int = Field(8085, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    cors_origins: StrList = ["http://localhost:6565", "http://127.0.0.1:6565"]
+    max_body_mb: float = Field(200.0, gt=0)
+    dashboard_dir: Path | None = None
+
+    # Storage
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    db_timeout: float = Field(60.0, gt=0)
+    artifacts_root: Path | None = None
+    db_models_path: str | None = None
+    db_users_path: str | None = None
+    db_logs_path: str | None = None
+    models_path: str | None = None
+    features_path: str | None = None
+    baselines_path: str | None = None
+
+    # Security
+    admin_api_token: SecretStr | None = None
+    token_expiry_days: int = Field(365, ge=1, le=3650)
+    session_expiry_days: int = Field(30, ge=1, le=365)
+    admin_username: str = "admin"
+    admin_password: SecretStr | None = None
+    allow_registration: bool = True
+    password_min_length: int = Field(8, ge=6, le=128)
+    use_https: bool = False
+    ssl_cert_file: Path = Path("./ssl/cert.pem")
+    ssl_key_file: Path = Path("./ssl/key.pem")
+    trust_proxy: bool = False
+    trusted_proxies: StrList = ["127.0.0.1", "::1"]
+
+    # Drift detection and retraining
+    drift_psi_threshold: float = Field(0.1, gt=0)
+    drift_js_threshold: float = Field(0.2, gt=0, le=1)
+    drift_min_samples: int = Field(100, ge=1)
+    daily_drift_check_time: time = time(23, 0)
+    timezone: str = "UTC"
+    client_data_confidence_threshold: float = Field(0.8, ge=0, le=1)
+    retraining_accuracy_drop_threshold: float = Field(-0.05, ge=-1, le=1)
+    auto_retrain: bool = True
+
+    # ML parameters
+    hidden_layer_sizes: LayerSizes = (512, 256, 128)
+    large_dataset_hidden_layers: LayerSizes = (1024, 512, 256, 128)
+    large_dataset_threshold: int = Field(500_000, ge=1)
+    activation: Literal["relu", "tanh", "logistic", "identity"] = "relu"
+    solver: Literal["adam", "sgd", "lbfgs"] = "adam"
+    max_iter: int = Field(5000, ge=1)
+    batch_size: int | Literal["auto"] = "auto"
+    learning_rate_init: float = Field(0.001, gt=0)
+    alpha: float = Field(0.0001, ge=0)
+    early_stopping: bool = True
+    validation_fraction: float = Field(0.1, gt=0, lt=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    # Workers
+    queue: Literal["local", "celery"] = "local"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    min_workers: int = Field(1, ge=1)
+    max_workers_limit: int = Field(8, ge=1)
+    worker_cpu_per_task: float = Field(0.5, gt=0)
+
+    @field_validator("hidden_layer_sizes", "large_dataset_hidden_layers", mode="before")
+    @classmethod
+    def _layers(cls, value: Any) -> Any:
+        value = _parse_layer_sizes(value)
+        if isinstance(value, (tuple, list)) and (not value or any(int(v) < 1 for v in value)):
+            raise ValueError("every hidden layer needs at least one unit")
+        return value
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _auto_or_positive(cls, value: Any) -> Any:
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError("expected 'auto' or a positive whole number")
+        return int(text)
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("admin_api_token")
+    @classmethod
+    def _token_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters long")
+        return value
+
+    @field_validator("admin_password", mode="before")
+    @classmethod
+    def _blank_password_means_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite:///", "postgresql+psycopg://", "postgresql://")):
+            raise ValueError("use sqlite:///<path> or postgresql+psycopg://user@host/db")
+        if value and value.startswith("postgresql://"):
+            return "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _workers_bounds(self) -> Settings:
+        if self.min_workers > self.max_workers_limit:
+            raise ValueError("ML_MIN_WORKERS must not exceed ML_MAX_WORKERS_LIMIT")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'mlservice.db').resolve()}"
+
+    @property
+    def effective_artifacts_root(self) -> Path:
+        return (self.artifacts_root or self.data_dir / "artifacts").resolve()
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
+
+    def ignored_seed_settings(self) -> list[str]:
+        return [f"ML_{name.upper()}" for name in IGNORED_SEED_SETTINGS if getattr(self, name)]
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings for display, secrets replaced by a marker."""
+        shown: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name in SECRET_FIELDS:
+                value = "********" if value is not None else "(not set)"
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, time):
+                value = value.strftime("%H:%M")
+            shown[f"ML_{name.upper()}"] = value
+        shown["(database url in use)"] = self.effective_database_url
+        shown["(artifacts root in use)"] = str(self.effective_artifacts_root)
+        return shown
+
+
+class SettingsError(Exception):
+    """Start-up settings are invalid; the message names each offending variable."""
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    lines = []
+    seen: set[str] = set()
+    for issue in error.errors():
+        field = str(issue["loc"][0]) if issue["loc"] else "settings"
+        if field in seen:
+            continue
+        seen.add(field)
+        variable = f"ML_{field.upper()}" if field in Settings.model_fields else field
+        given = issue.get("input")
+        hide = isinstance(given, dict) or field in SECRET_FIELDS
+        given_text = "" if hide else f" (got {given!r})"
+        message = issue["msg"].removeprefix("Value error, ")
+        lines.append(f"Invalid setting {variable}: {message}{given_text}")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+    for variable in settings.ignored_seed_settings():
+        warnings.warn(
+            f"{variable} is ignored: ML Service uses one ML_DATABASE_URL and one ML_ARTIFACTS_ROOT",
+            stacklevel=2,
+        )
+    return settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
