@@ -1,0 +1,125 @@
+"""Shared fixtures: real databases (a SQLite file and the machine's PostgreSQL), a real app.
+
+Every test that takes ``database`` runs once per backend. Each backend is migrated once per
+session; tables are emptied after every test so tests stay independent.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from mlservice.app import create_app
+from mlservice.auth.service import ensure_first_admin
+from mlservice.db import Database
+from mlservice.db.metadata import metadata
+from mlservice.db.migrate import upgrade
+from mlservice.settings import Settings
+
+POSTGRES_SERVER_URL = os.environ.get(
+    "ML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = "admin-password-for-tests"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throw-away database on the real PostgreSQL server (never skipped: CI must run it)."""
+    server = make_url(POSTGRES_SERVER_URL)
+    name = f"mlservice_test_{uuid.uuid4().hex[:10]}"
+    conninfo = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        admin = psycopg.connect(conninfo, autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_SERVER_URL} is required for these tests: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield server.set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def _migrated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    cache: dict[str, Database] = {}
+
+    def get(backend: str) -> Database:
+        if backend not in cache:
+            if backend == "sqlite":
+                url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'mlservice.db'}"
+            else:
+                url = request.getfixturevalue("postgres_url")
+            database = Database(url, timeout=10)
+            upgrade(database)
+            cache[backend] = database
+        return cache[backend]
+
+    yield get
+    for database in cache.values():
+        database.dispose()
+
+
+def _empty_tables(database: Database) -> None:
+    tables = [t.name for t in reversed(metadata.sorted_tables)]
+    with database.engine.begin() as connection:
+        if database.is_sqlite:
+            for name in tables:
+                connection.execute(text(f'DELETE FROM "{name}"'))
+        else:
+            quoted = ", ".join(f'"{name}"' for name in tables)
+            connection.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, _migrated) -> Iterator[Database]:
+    database = _migrated(request.param)
+    yield database
+    _empty_tables(database)
+
+
+@pytest.fixture
+def sqlite_database(_migrated) -> Iterator[Database]:
+    """For tests about SQLite itself (locking, pragmas)."""
+    database = _migrated("sqlite")
+    yield database
+    _empty_tables(database)
+
+
+def make_settings(tmp_path: Path, database: Database | None = None, **overrides) -> Settings:
+    values = {
+        "data_dir": tmp_path / "data",
+        "admin_username": ADMIN_USERNAME,
+        "admin_password": ADMIN_PASSWORD,
+    }
+    if database is not None:
+        values["database_url"] = database.url.render_as_string(hide_password=False)
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database: Database) -> Settings:
+    return make_settings(tmp_path, database)
+
+
+@pytest.fixture
+def app(settings: Settings, database: Database):
+    with database.session(write=True) as session:
+        ensure_first_admin(session, settings)
+    return create_app(settings, database)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client

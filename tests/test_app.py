@@ -1,0 +1,72 @@
+"""Cross-cutting behaviour of the HTTP application: health, docs, errors, limits."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from mlservice.app import create_app
+from tests.auth.conftest import login
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, make_settings
+
+
+def test_health_needs_no_auth(client: TestClient, database) -> None:
+    body = client.get("/health").json()
+    assert body["status"] == "ok" and body["database"] == {"ok": True, "backend": database.backend}
+    assert body["version"] and body["uptime_s"] >= 0
+
+
+def test_docs_require_authentication(client: TestClient) -> None:
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        response = client.get(path)
+        assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
+    headers = login(client, ADMIN_USERNAME, ADMIN_PASSWORD)
+    schema = client.get("/openapi.json", headers=headers).json()
+    assert "/auth/login" in schema["paths"] and "/health" in schema["paths"]
+    assert "swagger" in client.get("/docs", headers=headers).text.lower()
+    assert "redoc" in client.get("/redoc", headers=headers).text.lower()
+
+
+def test_unknown_routes_and_methods_use_the_error_shape(client: TestClient) -> None:
+    missing = client.get("/no/such/thing")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["message"] == "/no/such/thing is not an endpoint of this API"
+    wrong_method = client.delete("/health")
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_oversize_bodies_are_refused_before_reading(tmp_path, database) -> None:
+    settings = make_settings(tmp_path, database, max_body_mb=0.001)
+    with TestClient(create_app(settings, database)) as client:
+        big = '{"username": "' + "x" * 5000 + '", "password": "long-enough-1"}'
+        response = client.post("/auth/register", content=big, headers={"Content-Type": "application/json"})
+        assert response.status_code == 413
+        assert "ML_MAX_BODY_MB" in response.json()["error"]["message"]
+
+        def chunks():
+            yield b'{"username": "'
+            yield b"y" * 5000
+            yield b'", "password": "long-enough-1"}'
+
+        streamed = client.post("/auth/register", content=chunks(), headers={"Content-Type": "application/json"})
+        assert streamed.status_code == 413
+
+
+def test_security_headers(client: TestClient) -> None:
+    headers = client.get("/health").headers
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "same-origin"
+
+
+def test_dashboard_is_served_when_built(tmp_path, database) -> None:
+    out = tmp_path / "out"
+    (out / "login").mkdir(parents=True)
+    (out / "index.html").write_text("<html>app</html>")
+    (out / "login" / "index.html").write_text("<html>login</html>")
+    (out / "404.html").write_text("<html>404</html>")
+    settings = make_settings(tmp_path, database, dashboard_dir=out)
+    with TestClient(create_app(settings, database)) as client:
+        assert client.get("/").text == "<html>app</html>"
+        assert client.get("/login/").text == "<html>login</html>"
+        assert client.get("/health").json()["status"] == "ok"  # API routes win over the mount
+        missing = client.get("/nothing-here")
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
