@@ -1,0 +1,137 @@
+"""Shared pieces for the HTTP benchmarks: a real `mlservice serve` process and a load generator.
+
+The load generator runs in its own process (asyncio + httpx, keep-alive connections), so client
+and server do not share one interpreter; on a 2-core machine they still share the cores, which
+the figures include.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ADMIN_PASSWORD = "bench-admin-password"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_server(**env_overrides: str) -> Iterator[str]:
+    """Start `mlservice serve` on a free port with a fresh data dir; yield its base URL."""
+    with tempfile.TemporaryDirectory(prefix="mlservice-bench-") as data_dir:
+        port = free_port()
+        env = os.environ | {
+            "ML_DATA_DIR": data_dir,
+            "ML_SERVICE_HOST": "127.0.0.1",
+            "ML_SERVICE_PORT": str(port),
+            "ML_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "ML_LOG_LEVEL": "WARNING",
+        } | env_overrides
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlservice", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=data_dir,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            else:
+                raise RuntimeError(process.stderr.read().decode() if process.stderr else "no start")
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@dataclass
+class LoadResult:
+    name: str
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+    def line(self) -> str:
+        return (
+            f"{self.name:<42} {self.rps:8.0f} req/s   p50 {self.percentile(50):7.2f} ms   "
+            f"p99 {self.percentile(99):7.2f} ms   errors {self.errors}/{self.requests}"
+        )
+
+
+async def _load(
+    base: str, method: str, path: str, *, concurrency: int, duration: float,
+    headers: dict[str, str] | None, json_body: object | None, warmup: float,
+) -> tuple[int, int, float, list[float]]:
+    latencies: list[float] = []
+    errors = 0
+    count = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
+        start = time.perf_counter()
+        measure_from = start + warmup
+        stop = measure_from + duration
+
+        async def worker() -> None:
+            nonlocal errors, count
+            while (now := time.perf_counter()) < stop:
+                began = time.perf_counter()
+                response = await client.request(method, path, json=json_body)
+                elapsed = (time.perf_counter() - began) * 1000
+                if began >= measure_from:
+                    count += 1
+                    latencies.append(elapsed)
+                    if response.status_code >= 400:
+                        errors += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return count, errors, time.perf_counter() - measure_from, latencies
+
+
+def load(
+    name: str, base: str, method: str, path: str, *, concurrency: int, duration: float = 10.0,
+    headers: dict[str, str] | None = None, json_body: object | None = None, warmup: float = 1.0,
+) -> LoadResult:
+    count, errors, seconds, latencies = asyncio.run(
+        _load(base, method, path, concurrency=concurrency, duration=duration,
+              headers=headers, json_body=json_body, warmup=warmup)
+    )
+    return LoadResult(name, count, errors, seconds, latencies)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
