@@ -82,7 +82,7 @@ def choose_hidden_layers(
     cap = 64 if n_samples < 1_000 else 128 if n_samples < 10_000 else 256
     if n_samples < 10_000:
         layers = layers[:2]
-    return tuple(max(min(h, 16), min(h, cap >> i, max(16, cap >> i))) for i, h in enumerate(layers))
+    return tuple(min(h, max(16, cap >> i)) for i, h in enumerate(layers))
 
 
 def stratified_split_indices(

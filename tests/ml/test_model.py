@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlservice.ml import (
+    AdaptiveMLPClassifier,
+    BackendUnavailable,
+    ConfigError,
+    FeaturePipeline,
+    TrainingCancelled,
+    choose_hidden_layers,
+    infer_schema,
+)
+from mlservice.ml.model import stratified_split_indices, torch_cuda_available
+
+
+@pytest.fixture(scope="module")
+def adult_xy(adult_small):
+    fp = FeaturePipeline(infer_schema(adult_small, "income")).fit(adult_small)
+    return fp.transform(adult_small), adult_small["income"].to_numpy()
+
+
+def _small(**kw) -> AdaptiveMLPClassifier:
+    p = dict(hidden_layer_sizes=(32, 16), max_iter=8, random_state=0, device="cpu")
+    p.update(kw)
+    return AdaptiveMLPClassifier(**p)
+
+
+def test_architecture_rule():
+    assert choose_hidden_layers(600_000) == (1024, 512, 256, 128)
+    assert choose_hidden_layers(500_000) == (512, 256, 128)
+    assert choose_hidden_layers(60_000) == (512, 256, 128)
+    assert choose_hidden_layers(30_000) == (256, 128, 64)
+    assert choose_hidden_layers(5_000) == (128, 64)
+    assert choose_hidden_layers(500) == (64, 32)
+    assert choose_hidden_layers(500, adaptive=False) == (512, 256, 128)
+    assert choose_hidden_layers(500, (20, 10, 5)) == (20, 10)
+
+
+def test_seed_defaults():
+    p = AdaptiveMLPClassifier().get_params()
+    assert p["hidden_layer_sizes"] == (512, 256, 128)
+    assert p["large_dataset_hidden_layers"] == (1024, 512, 256, 128)
+    assert p["large_dataset_threshold"] == 500_000
+    assert (p["activation"], p["solver"], p["max_iter"], p["batch_size"]) == (
+        "relu", "adam", 5000, "auto")
+    assert (p["learning_rate_init"], p["alpha"]) == (0.001, 0.0001)
+    assert p["early_stopping"] is True and p["validation_fraction"] == 0.1
+
+
+def test_fit_predict_epochs_and_determinism(adult_xy):
+    X, y = adult_xy
+    seen = []
+    m = _small().fit(X, y, on_epoch=seen.append)
+    assert m.backend_ == "sklearn" and m.hidden_layers_ == (32, 16)
+    assert [e.epoch for e in seen] == list(range(1, m.n_iter_ + 1))
+    assert all(e.loss > 0 and 0 <= e.validation_score <= 1 for e in seen)
+    assert seen[-1].loss < seen[0].loss
+    P = m.predict_proba(X)
+    assert P.shape == (len(y), 2) and np.allclose(P.sum(axis=1), 1, atol=1e-5)
+    assert set(m.predict(X)) <= set(m.classes_)
+    assert m.best_validation_score_ == max(m.validation_scores_)
+    m2 = _small().fit(X, y)
+    assert np.array_equal(m2.predict_proba(X), P)
+    m3 = _small(random_state=1).fit(X, y)
+    assert not np.array_equal(m3.predict_proba(X), P)
+
+
+def test_early_stopping_stops_and_restores_best(adult_xy):
+    X, y = adult_xy
+    m = _small(max_iter=300, n_iter_no_change=3).fit(X, y)
+    assert m.n_iter_ < 300
+    best = int(np.argmax(m.validation_scores_))
+    assert m.n_iter_ >= best + 4
+    # the restored weights reproduce the best validation accuracy
+    assert m.best_validation_score_ == m.validation_scores_[best]
+
+
+def test_cancel_between_epochs(adult_xy):
+    X, y = adult_xy
+    seen = []
+    with pytest.raises(TrainingCancelled) as ei:
+        _small(max_iter=50).fit(X, y, on_epoch=seen.append, should_stop=lambda: len(seen) >= 3)
+    assert ei.value.epoch == 3 and len(seen) == 3
+    assert ei.value.code == "cancelled"
+
+
+def test_bad_device_and_backend(adult_xy):
+    X, y = adult_xy
+    with pytest.raises(ConfigError, match="device must be"):
+        _small(device="tpu").fit(X, y)
+    with pytest.raises(ConfigError, match="CPU only"):
+        _small(device="cuda", backend="sklearn").fit(X, y)
+    if not torch_cuda_available():
+        with pytest.raises(BackendUnavailable, match="cuda"):
+            _small(device="cuda").fit(X, y)
+
+
+def test_stratified_split_keeps_every_class():
+    y = np.array(["a"] * 50 + ["b"] * 10 + ["c"] * 2 + ["d"])
+    keep, held = stratified_split_indices(y, 0.2, np.random.default_rng(0))
+    assert len(np.intersect1d(keep, held)) == 0 and len(keep) + len(held) == len(y)
+    assert set(y[keep]) == {"a", "b", "c", "d"}
+    assert (y[held] == "a").sum() == 10 and (y[held] == "b").sum() == 2
+
+
+def test_torch_backend_cpu(adult_xy):
+    pytest.importorskip("torch")
+    X, y = adult_xy
+    seen = []
+    m = _small(backend="torch", max_iter=6).fit(X, y, on_epoch=seen.append)
+    assert m.backend_ == "torch" and m.device_ == "cpu"
+    assert len(seen) == m.n_iter_ and seen[-1].loss < seen[0].loss
+    P = m.predict_proba(X)
+    assert np.allclose(P.sum(axis=1), 1, atol=1e-5)
+    assert (m.predict(X) == y).mean() > 0.7
+    m2 = _small(backend="torch", max_iter=6).fit(X, y)
+    assert np.allclose(m2.predict_proba(X), P, atol=1e-6)
+    with pytest.raises(TrainingCancelled):
+        _small(backend="torch").fit(X, y, should_stop=lambda: True)
+
+
+def test_torch_backend_sparse_text(ucla):
+    pytest.importorskip("torch")
+    df = ucla.head(400)
+    fp = FeaturePipeline(infer_schema(df, "subject", features=["course"])).fit(df)
+    X = fp.transform(df)
+    m = _small(backend="torch", max_iter=3, early_stopping=False).fit(X, df["subject"])
+    assert m.predict_proba(X).shape == (400, df["subject"].nunique())
