@@ -1,0 +1,135 @@
+'use client';
+/**
+ * The app shell at `/`: checks the session, then Sidebar + top bar + the
+ * current tab (from the URL hash, e.g. `/#profile`), each tab's code loaded
+ * on demand. No session → the API client's 401 handler sends us to /login/.
+ */
+import { lazy, Suspense, useCallback, useEffect, useMemo, useState, type ComponentType, type LazyExoticComponent } from 'react';
+import { auth, health } from '@/api/endpoints';
+import { messageOf } from '@/api/client';
+import type { User } from '@/api/types';
+import { TIER_LABEL } from '@/lib/permissions';
+import { applyTheme, getPrefs } from '@/lib/prefs';
+import { CookieConsent } from './CookieConsent';
+import { ErrorBoundary } from './ErrorBoundary';
+import { Sidebar } from './Sidebar';
+import { ErrorBox, Loading } from './Status';
+import { ThemeDropdown } from './ThemeDropdown';
+import { TABS, tabFromHash, visibleTabs, type TabProps } from './tabs/registry';
+
+const LAZY: Record<string, LazyExoticComponent<ComponentType<TabProps>>> = Object.fromEntries(
+  TABS.map((t) => [t.id, lazy(t.load)]),
+);
+
+function useHash(): string {
+  const [hash, setHash] = useState('');
+  useEffect(() => {
+    const on = () => setHash(window.location.hash);
+    on();
+    window.addEventListener('hashchange', on);
+    return () => window.removeEventListener('hashchange', on);
+  }, []);
+  return hash;
+}
+
+export function App() {
+  const [user, setUser] = useState<User | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [attempt, setAttempt] = useState(0);
+  const [version, setVersion] = useState<string | undefined>();
+  const [loggingOut, setLoggingOut] = useState(false);
+  const hash = useHash();
+
+  useEffect(() => {
+    applyTheme(getPrefs().theme);
+  }, []);
+
+  useEffect(() => {
+    const ctl = new AbortController();
+    setError(null);
+    auth
+      .userInfo(ctl.signal)
+      .then(setUser)
+      .catch((e) => {
+        // 401 already redirected to /login/; anything else is shown.
+        if (!ctl.signal.aborted && (e as { status?: number }).status !== 401) setError(messageOf(e));
+      });
+    health(ctl.signal)
+      .then((h) => setVersion(h.version))
+      .catch(() => undefined); // Overview shows health errors; the footer can do without.
+    return () => ctl.abort();
+  }, [attempt]);
+
+  const tab = useMemo(() => tabFromHash(hash, user), [hash, user]);
+  const tabs = useMemo(() => visibleTabs(user), [user]);
+
+  useEffect(() => {
+    document.title = tab ? `${tab.label} · ML Service` : 'ML Service';
+  }, [tab]);
+
+  const logout = useCallback(async () => {
+    setLoggingOut(true);
+    try {
+      await auth.logout();
+    } catch (e) {
+      // The cookie may already be gone; a real failure is still shown on the login page's URL.
+      if ((e as { status?: number }).status !== 401) {
+        setError(messageOf(e));
+        setLoggingOut(false);
+        return;
+      }
+    }
+    window.location.replace('/login/');
+  }, []);
+
+  if (!user) {
+    return (
+      <main className="login-page">
+        {error ? (
+          <div className="login-card">
+            <ErrorBox message={error} onRetry={() => setAttempt((a) => a + 1)} />
+            <a href="/login/">Go to sign in</a>
+          </div>
+        ) : (
+          <Loading label="Checking your session…" />
+        )}
+      </main>
+    );
+  }
+
+  const Tab = tab ? LAZY[tab.id] : null;
+  return (
+    <div className="shell">
+      <a className="skip-link" href="#content">
+        Skip to content
+      </a>
+      <Sidebar tabs={tabs} current={tab?.id} version={version} />
+      <div className="main">
+        <header className="topbar">
+          <h1>{tab?.label ?? 'ML Service'}</h1>
+          <div className="topbar-right">
+            <ThemeDropdown />
+            <span className="whoami">
+              <span data-testid="whoami">{user.username}</span>
+              <span className="badge badge-accent name-extra">{TIER_LABEL[user.tier]}</span>
+            </span>
+            <button type="button" className="btn btn-sm" onClick={logout} disabled={loggingOut}>
+              {loggingOut ? 'Signing out…' : 'Log out'}
+            </button>
+          </div>
+        </header>
+        <main id="content" className="content" tabIndex={-1} key={tab?.id}>
+          <ErrorBox message={error} />
+          {Tab && (
+            <ErrorBoundary>
+              <Suspense fallback={<Loading />}>
+                <Tab user={user} onUserChange={setUser} />
+              </Suspense>
+            </ErrorBoundary>
+          )}
+        </main>
+      </div>
+      <CookieConsent />
+    </div>
+  );
+}

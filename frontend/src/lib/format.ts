@@ -1,0 +1,45 @@
+/** Display helpers (pure; tested). */
+
+export function formatUptime(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '—';
+  const s = Math.floor(seconds);
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  if (d > 0) return `${d}d ${h}h ${m}m`;
+  if (h > 0) return `${h}h ${m}m`;
+  if (m > 0) return `${m}m ${s % 60}s`;
+  return `${s}s`;
+}
+
+const DATE_FMT: Intl.DateTimeFormatOptions = {
+  year: 'numeric',
+  month: 'short',
+  day: 'numeric',
+  hour: '2-digit',
+  minute: '2-digit',
+};
+
+/** ISO timestamp → local date and time; null → the fallback ("never"). */
+export function formatDate(iso: string | null | undefined, fallback = 'never'): string {
+  if (!iso) return fallback;
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return d.toLocaleString(undefined, DATE_FMT);
+}
+
+export function formatMemory(mb: number | null | undefined): string {
+  if (mb === null || mb === undefined || !Number.isFinite(mb)) return '';
+  return mb >= 1024 ? `${(mb / 1024).toFixed(mb % 1024 === 0 ? 0 : 1)} GB` : `${mb} MB`;
+}
+
+export type TokenState = 'active' | 'revoked' | 'expired';
+
+export function tokenState(
+  t: { is_active: boolean; revoked_at: string | null; expires_at: string | null },
+  now: number = Date.now(),
+): TokenState {
+  if (t.revoked_at) return 'revoked';
+  if (t.expires_at && new Date(t.expires_at).getTime() <= now) return 'expired';
+  return t.is_active ? 'active' : 'revoked';
+}
