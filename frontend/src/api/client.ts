@@ -65,6 +65,11 @@ function describeDetail(detail: unknown): string | null {
   return null;
 }
 
+/** Server messages are lower-case sentences ("wrong username or password"); show them capitalised. */
+function sentence(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
 /** Turn a failed answer (status + raw body text) into an ApiError. Pure, for tests. */
 export function errorFromResponse(status: number, statusText: string, bodyText: string): ApiError {
   let body: unknown = null;
@@ -78,13 +83,13 @@ export function errorFromResponse(status: number, statusText: string, bodyText: 
     const err = (body as { error?: unknown }).error;
     if (err && typeof err === 'object') {
       const e = err as { code?: unknown; message?: unknown; details?: unknown };
-      const message = typeof e.message === 'string' && e.message.trim() ? e.message : fallback;
+      const message = typeof e.message === 'string' && e.message.trim() ? sentence(e.message) : fallback;
       const code = typeof e.code === 'string' ? e.code : `http_${status}`;
       return new ApiError(status, code, message, e.details);
     }
-    if (typeof err === 'string' && err.trim()) return new ApiError(status, `http_${status}`, err);
+    if (typeof err === 'string' && err.trim()) return new ApiError(status, `http_${status}`, sentence(err));
     const detail = describeDetail((body as { detail?: unknown }).detail);
-    if (detail) return new ApiError(status, `http_${status}`, detail, (body as { detail?: unknown }).detail);
+    if (detail) return new ApiError(status, `http_${status}`, sentence(detail), (body as { detail?: unknown }).detail);
   }
   return new ApiError(status, `http_${status}`, fallback);
 }

@@ -36,7 +36,8 @@ export interface Health {
   version: string;
   uptime_s: number;
   database: { ok: boolean; backend: 'sqlite' | 'postgresql' };
-  gpu: { available: boolean; name: string | null; memory_mb: number | null };
+  /** In the API contract, but not sent by the backend yet (0.12.0): the Overview shows "unknown". */
+  gpu?: { available: boolean; name: string | null; memory_mb: number | null };
 }
 
 export interface ApiTokenCreated {
@@ -50,7 +51,7 @@ export interface ApiTokenCreated {
 
 export interface ApiToken {
   id: number;
-  name: string;
+  name: string | null;
   created_at: string;
   expires_at: string | null;
   last_used_at: string | null;

@@ -50,13 +50,22 @@ export function HealthCards({ h }: { h: Health }) {
         <p className="muted">{h.database.ok ? 'Reachable' : 'Not reachable'}</p>
       </Card>
       <Card label="GPU" testid="card-gpu">
-        <p className="stat-value">
-          <span className={h.gpu.available ? 'dot dot-ok' : 'dot'} aria-hidden="true" />
-          {h.gpu.available ? (h.gpu.name ?? 'Available') : 'None'}
-        </p>
-        <p className="muted">
-          {h.gpu.available ? formatMemory(h.gpu.memory_mb) || 'memory unknown' : 'Training runs on the CPU'}
-        </p>
+        {h.gpu ? (
+          <>
+            <p className="stat-value">
+              <span className={h.gpu.available ? 'dot dot-ok' : 'dot'} aria-hidden="true" />
+              {h.gpu.available ? (h.gpu.name ?? 'Available') : 'None'}
+            </p>
+            <p className="muted">
+              {h.gpu.available ? formatMemory(h.gpu.memory_mb) || 'memory unknown' : 'Training runs on the CPU'}
+            </p>
+          </>
+        ) : (
+          <>
+            <p className="stat-value">Unknown</p>
+            <p className="muted">This server does not report its GPU.</p>
+          </>
+        )}
       </Card>
     </>
   );

@@ -8,6 +8,8 @@ import { useAction, useApi } from '@/lib/useApi';
 import { useConfirm } from '../ConfirmDialog';
 import { Empty, ErrorBox, Loading, Notice } from '../Status';
 
+const tokenName = (t: ApiToken) => t.name || `#${t.id}`;
+
 const STATE_BADGE = { active: 'badge badge-ok', revoked: 'badge badge-bad', expired: 'badge badge-warn' } as const;
 
 function NewToken({ created, onDone }: { created: ApiTokenCreated; onDone: () => void }) {
@@ -80,16 +82,17 @@ export function TokensSection() {
 
   async function onAction(kind: 'revoke' | 'delete', t: ApiToken) {
     setNotice(null);
+    const name = tokenName(t);
     const ok = await confirm.ask(
       kind === 'revoke'
         ? {
-            title: `Revoke “${t.name}”?`,
+            title: `Revoke “${name}”?`,
             body: <p>Clients using it are refused from now on. The token stays listed as revoked.</p>,
             confirmLabel: 'Revoke',
             danger: true,
           }
         : {
-            title: `Delete “${t.name}”?`,
+            title: `Delete “${name}”?`,
             body: <p>Clients using it are refused, and it disappears from this list.</p>,
             confirmLabel: 'Delete',
             danger: true,
@@ -98,7 +101,7 @@ export function TokensSection() {
     if (!ok) return;
     const r = await act.run(kind, t);
     if (r.ok) {
-      setNotice(kind === 'revoke' ? `Token “${t.name}” revoked.` : `Token “${t.name}” deleted.`);
+      setNotice(kind === 'revoke' ? `Token “${name}” revoked.` : `Token “${name}” deleted.`);
       list.reload();
     }
   }
@@ -154,7 +157,7 @@ export function TokensSection() {
                 const st = tokenState(t);
                 return (
                   <tr key={t.id} data-testid="token-row">
-                    <th scope="row">{t.name}</th>
+                    <th scope="row">{tokenName(t)}</th>
                     <td>
                       <span className={STATE_BADGE[st]}>{st}</span>
                     </td>
@@ -168,7 +171,7 @@ export function TokensSection() {
                           className="btn btn-sm"
                           disabled={act.pending}
                           onClick={() => onAction('revoke', t)}
-                          aria-label={`Revoke token ${t.name}`}
+                          aria-label={`Revoke token ${tokenName(t)}`}
                         >
                           Revoke
                         </button>
@@ -178,7 +181,7 @@ export function TokensSection() {
                         className="btn btn-sm btn-danger"
                         disabled={act.pending}
                         onClick={() => onAction('delete', t)}
-                        aria-label={`Delete token ${t.name}`}
+                        aria-label={`Delete token ${tokenName(t)}`}
                       >
                         Delete
                       </button>
