@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +16,27 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from mlservice import __version__
+from mlservice.artifacts import ArtifactStore
 from mlservice.auth.deps import CLIENT_HEADER, CurrentPrincipal
 from mlservice.auth.router import router as auth_router
+from mlservice.bodies import component_schemas
+from mlservice.datasets.router import router as datasets_router
 from mlservice.db import Database
 from mlservice.errors import install_error_handlers
 from mlservice.health.router import router as health_router
+from mlservice.jobs.queue import JobQueue, LocalJobQueue
+from mlservice.jobs.router import router as jobs_router
+from mlservice.jobs.service import recover_interrupted
 from mlservice.middleware import BodySizeLimit, SecurityHeaders
+from mlservice.predictions.log import SyncLogWriter
+from mlservice.predictions.router import router as predictions_router
+from mlservice.predictions.service import VersionResolver
+from mlservice.registry.router import router as registry_router
+from mlservice.registry.service import ModelCache
 from mlservice.settings import Settings
+from mlservice.training.router import router as training_router
+
+log = logging.getLogger(__name__)
 
 REPO_DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "frontend" / "out"
 
@@ -38,9 +55,39 @@ def dashboard_directory(settings: Settings) -> Path | None:
     return directory if (directory / "index.html").is_file() else None
 
 
-def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
+def create_queue(settings: Settings) -> JobQueue:
+    return LocalJobQueue(settings)
+
+
+def create_app(
+    settings: Settings,
+    database: Database | None = None,
+    queue: JobQueue | None = None,
+    *,
+    warm_workers: bool = False,
+) -> FastAPI:
     database = database or Database(settings.effective_database_url, timeout=settings.db_timeout)
+    artifacts = ArtifactStore(settings.effective_artifacts_root)
+    queue = queue or create_queue(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        with database.session(write=True) as session:
+            interrupted, queued = recover_interrupted(session)
+        if interrupted:
+            log.warning("%d job(s) were running when the server stopped; marked failed", interrupted)
+        if warm_workers:
+            queue.start()
+        for job_id in queued:
+            queue.enqueue(job_id)
+        try:
+            yield
+        finally:
+            queue.shutdown()
+            app.state.prediction_log.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="ML Service",
         version=__version__,
         description="Train MLP classifiers on tables, serve predictions, monitor drift.",
@@ -51,6 +98,11 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     app.state.started_at = time.monotonic()
+    app.state.artifacts = artifacts
+    app.state.queue = queue
+    app.state.model_cache = ModelCache(artifacts)
+    app.state.version_resolver = VersionResolver(database)
+    app.state.prediction_log = SyncLogWriter(artifacts)
 
     install_error_handlers(app)
     app.add_middleware(SecurityHeaders)
@@ -65,6 +117,11 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
 
     app.include_router(health_router)
     app.include_router(auth_router)
+    app.include_router(datasets_router)
+    app.include_router(training_router)
+    app.include_router(registry_router)
+    app.include_router(predictions_router)
+    app.include_router(jobs_router)
     _add_protected_docs(app)
 
     directory = dashboard_directory(settings)
@@ -75,6 +132,17 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
 
 def _add_protected_docs(app: FastAPI) -> None:
     """The seed keeps the API description behind authentication."""
+
+    generate = app.openapi
+
+    def openapi_with_documented_bodies() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(component_schemas())
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi_with_documented_bodies  # type: ignore[method-assign]
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi(_principal: CurrentPrincipal) -> JSONResponse:

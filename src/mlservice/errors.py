@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlservice.db.engine import DatabaseBusyError
+from mlservice.ml.errors import BundleError, ConfigError, DataError, LimitExceeded, MLError
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,14 @@ def install_error_handlers(app: FastAPI) -> None:
         elif exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(MLError)
+    async def _ml_error(_request: Request, exc: MLError) -> JSONResponse:
+        status = 413 if isinstance(exc, LimitExceeded) else 422 if isinstance(exc, (DataError, ConfigError)) else 400
+        if isinstance(exc, BundleError):
+            log.error("model bundle problem: %s", exc)
+            status = 500
+        return error_response(status, exc.code, exc.message, exc.details or None)
 
     @app.exception_handler(DatabaseBusyError)
     async def _busy(_request: Request, exc: DatabaseBusyError) -> JSONResponse:

@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     validation_fraction: float = Field(0.1, gt=0, lt=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
+    # Predictions
+    sync_predict_max_rows: int = Field(1000, ge=1, le=100_000)
+    prediction_log_retention_days: int = Field(90, ge=1)
+
     # Workers
     queue: Literal["local", "celery"] = "local"
     broker_url: str = "redis://127.0.0.1:6379/0"

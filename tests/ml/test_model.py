@@ -128,3 +128,15 @@ def test_torch_backend_sparse_text(ucla):
     X = fp.transform(df)
     m = _small(backend="torch", max_iter=3, early_stopping=False).fit(X, df["subject"])
     assert m.predict_proba(X).shape == (400, df["subject"].nunique())
+
+
+def test_torch_backend_cuda(adult_xy):
+    """Runs on a machine with a CUDA GPU (skipped elsewhere)."""
+    pytest.importorskip("torch")
+    if not torch_cuda_available():
+        pytest.skip("no CUDA device")
+    X, y = adult_xy
+    m = _small(device="auto", max_iter=5).fit(X, y)
+    assert (m.backend_, m.device_) == ("torch", "cuda")
+    assert (m.predict(X) == y).mean() > 0.7
+    assert isinstance(m.coefs_[0], np.ndarray)  # served without torch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +48,14 @@ def split_holdout(
 
 
 def compute_metrics(
+    y_true: Sequence[Any], proba: np.ndarray, classes: Sequence[Any]
+) -> dict[str, Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # e.g. predicted classes absent from y_true
+        return _compute_metrics(y_true, proba, classes)
+
+
+def _compute_metrics(
     y_true: Sequence[Any], proba: np.ndarray, classes: Sequence[Any]
 ) -> dict[str, Any]:
     """Accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1/support,

@@ -120,7 +120,9 @@ def _numeric_array(s: pd.Series, column: str) -> np.ndarray:
                 column=column,
             ) from None
     a = np.array(a, dtype=np.float64, copy=True)
-    a[~np.isfinite(a)] = np.nan
+    inf = np.isinf(a)
+    if inf.any():
+        a[inf] = np.nan
     return a
 
 

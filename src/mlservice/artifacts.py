@@ -1,0 +1,77 @@
+"""The artifact store: files under ``ML_ARTIFACTS_ROOT`` (datasets, model bundles, prediction
+results and logs). The database holds only paths relative to the root. Writes are atomic:
+write a temporary file beside the target, fsync, rename."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+
+class ArtifactStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, relative: str) -> Path:
+        resolved = (self.root / relative).resolve()
+        if not resolved.is_relative_to(self.root):
+            raise ValueError(f"artifact path {relative!r} escapes the artifacts root")
+        return resolved
+
+    def relative(self, path: Path) -> str:
+        return path.resolve().relative_to(self.root).as_posix()
+
+    @contextmanager
+    def atomic_file(self, relative: str) -> Iterator[Path]:
+        """Yield a temporary path to write; on success it is fsynced and renamed into place."""
+        target = self.path(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            yield temporary
+            with open(temporary, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+            _fsync_directory(target.parent)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def write_with(self, relative: str, writer: Callable[[Path], None]) -> Path:
+        with self.atomic_file(relative) as temporary:
+            writer(temporary)
+        return self.path(relative)
+
+    def delete(self, relative: str) -> None:
+        target = self.path(relative)
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+
+    def scratch_dir(self) -> Path:
+        directory = self.root / "tmp"
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def get_artifacts(request: Request) -> ArtifactStore:
+    return request.app.state.artifacts
+
+
+ArtifactsDep = Annotated[ArtifactStore, Depends(get_artifacts)]

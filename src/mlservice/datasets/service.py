@@ -1,0 +1,156 @@
+"""Datasets: parse an upload once, keep it as Parquet, describe its columns."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mlservice.artifacts import ArtifactStore
+from mlservice.auth.service import Principal
+from mlservice.datasets.models import Dataset
+from mlservice.errors import NotFound
+from mlservice.ml import ReadLimits, infer_schema, read_records, read_table
+
+PREVIEW_ROWS = 20
+SUPPORTED_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".json": "json",
+                      ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+
+
+def read_limits(max_bytes: int) -> ReadLimits:
+    return ReadLimits(max_bytes=max_bytes)
+
+
+def safe_filename(filename: str | None) -> str | None:
+    """Only the last path component, and never used to build a path on disk."""
+    if not filename:
+        return None
+    return Path(filename.replace("\\", "/")).name[:255] or None
+
+
+def describe_columns(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    schema = infer_schema(frame)
+    return [
+        {"name": c.name, "type": c.kind, "reason": c.reason, "missing_share": round(c.missing_share, 6)}
+        for c in schema.columns
+    ]
+
+
+def store_frame(
+    session: Session,
+    artifacts: ArtifactStore,
+    principal: Principal | None,
+    frame: pd.DataFrame,
+    *,
+    name: str,
+    filename: str | None,
+    fmt: str,
+) -> Dataset:
+    """Write the Parquet file, then the row; if the row fails, the file goes too."""
+    dataset_id = uuid.uuid4().hex
+    relative = f"datasets/{dataset_id}.parquet"
+    columns = describe_columns(frame)
+    path = artifacts.write_with(relative, lambda tmp: frame.to_parquet(tmp, index=False))
+    try:
+        dataset = Dataset(
+            id=dataset_id,
+            name=name,
+            filename=filename,
+            format=fmt,
+            rows=len(frame),
+            columns=columns,
+            size_bytes=path.stat().st_size,
+            path=relative,
+            user_id=principal.user_id if principal else None,
+        )
+        session.add(dataset)
+        session.flush()
+    except BaseException:
+        artifacts.delete(relative)
+        raise
+    return dataset
+
+
+def ingest_bytes(
+    session: Session,
+    artifacts: ArtifactStore,
+    principal: Principal,
+    data: bytes,
+    *,
+    filename: str | None,
+    name: str | None,
+    limits: ReadLimits,
+) -> Dataset:
+    filename = safe_filename(filename)
+    fmt = SUPPORTED_SUFFIXES.get(Path(filename).suffix.lower()) if filename else None
+    frame = read_table(data, format=fmt, filename=filename, limits=limits)
+    return store_frame(
+        session, artifacts, principal, frame,
+        name=name or filename or "upload", filename=filename, fmt=fmt or "sniffed",
+    )
+
+
+def ingest_records(
+    session: Session,
+    artifacts: ArtifactStore,
+    principal: Principal,
+    records: list[dict[str, Any]],
+    *,
+    name: str,
+    limits: ReadLimits,
+) -> Dataset:
+    frame = read_records(records, limits=limits)
+    return store_frame(session, artifacts, principal, frame, name=name, filename=None, fmt="records")
+
+
+def visible_dataset(session: Session, principal: Principal, dataset_id: str) -> Dataset:
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None or (not principal.is_admin and dataset.user_id != principal.user_id):
+        raise NotFound(f"dataset {dataset_id} does not exist")
+    return dataset
+
+
+def list_datasets(
+    session: Session, principal: Principal, *, limit: int, offset: int
+) -> tuple[list[Dataset], int]:
+    query = select(Dataset)
+    if not principal.is_admin:
+        query = query.where(Dataset.user_id == principal.user_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Dataset.created_at.desc()).limit(limit).offset(offset)).all()
+    return list(rows), total
+
+
+def load_frame(artifacts: ArtifactStore, dataset: Dataset) -> pd.DataFrame:
+    return pd.read_parquet(artifacts.path(dataset.path))
+
+
+def json_safe_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    for record in records:
+        for key, value in record.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                record[key] = None
+    return records
+
+
+def preview(artifacts: ArtifactStore, dataset: Dataset) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    table = pq.ParquetFile(artifacts.path(dataset.path)).read_row_group(0) if dataset.rows else None
+    if table is None:
+        return []
+    return json_safe_records(table.slice(0, PREVIEW_ROWS).to_pandas())
+
+
+def delete_dataset(session: Session, artifacts: ArtifactStore, principal: Principal, dataset_id: str) -> None:
+    dataset = visible_dataset(session, principal, dataset_id)
+    relative = dataset.path
+    session.delete(dataset)
+    session.flush()
+    artifacts.delete(relative)

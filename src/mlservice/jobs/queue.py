@@ -1,0 +1,126 @@
+"""The job queue port and its local adapter.
+
+The port is narrow — enqueue a job id, start, stop — so the Celery adapter (distributed mode)
+fits behind it. Cancellation travels through the database (``jobs.cancel_requested``), which
+every process can see.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from mlservice.jobs.runner import execute_job, init_worker
+from mlservice.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class JobQueue(Protocol):
+    def start(self) -> None: ...
+
+    def enqueue(self, job_id: str) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+def pool_size(settings: Settings, cpu_count: int | None = None) -> int:
+    cores = cpu_count or os.cpu_count() or 1
+    wanted = math.floor(cores / settings.worker_cpu_per_task)
+    return max(settings.min_workers, min(settings.max_workers_limit, wanted))
+
+
+def blas_threads(settings: Settings, cpu_count: int | None = None) -> int:
+    cores = cpu_count or os.cpu_count() or 1
+    return max(1, math.floor(cores * settings.worker_cpu_per_task))
+
+
+class LocalJobQueue:
+    """A bounded pool of worker processes inside ``serve``: CPU-heavy training never holds the
+    API's interpreter. Started lazily on the first job. A worker that dies takes its job with
+    it (marked failed) and the pool is rebuilt."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.size = pool_size(settings)
+        self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(
+                    max_workers=self.size,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=init_worker,
+                    initargs=(self.settings, blas_threads(self.settings)),
+                )
+
+    def enqueue(self, job_id: str) -> None:
+        self.start()
+        assert self._executor is not None
+        try:
+            future = self._executor.submit(execute_job, job_id)
+        except BrokenProcessPool:
+            self._rebuild()
+            future = self._executor.submit(execute_job, job_id)
+        future.add_done_callback(lambda done: self._after(job_id, done))
+
+    def _after(self, job_id: str, future: Future) -> None:
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is None:
+            return
+        log.error("job %s ended abnormally: %r", job_id, error)
+        from mlservice.db import Database
+        from mlservice.jobs.service import interrupt_or_requeue
+
+        database = Database(self.settings.effective_database_url, timeout=self.settings.db_timeout, pool_size=1)
+        try:
+            reason = "the worker process died" if isinstance(error, BrokenProcessPool) else repr(error)
+            requeue = interrupt_or_requeue(database, job_id, reason)
+        finally:
+            database.dispose()
+        if isinstance(error, BrokenProcessPool):
+            self._rebuild(broken=future)
+        if requeue:
+            self.enqueue(job_id)
+
+    def _rebuild(self, broken: Future | None = None) -> None:
+        with self._lock:
+            # Several futures report the same broken pool; rebuild it once.
+            if broken is not None and getattr(self._executor, "_broken", False) is False:
+                return
+            old, self._executor = self._executor, None
+        if old is not None:
+            old.shutdown(wait=False, cancel_futures=True)
+        self.start()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+def get_queue(request: Request) -> JobQueue:
+    return request.app.state.queue
+
+
+QueueDep = Annotated[JobQueue, Depends(get_queue)]
+
+
+def submit(session: Session, queue: JobQueue, job_id: str) -> None:
+    """Commit first, so the worker that picks the id up finds the job row."""
+    session.commit()
+    queue.enqueue(job_id)

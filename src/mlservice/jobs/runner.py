@@ -1,0 +1,109 @@
+"""Runs one job by id, in whatever process the queue chose (a local worker process or a
+Celery worker). Job state lives in the database; this module only needs the id."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlservice.artifacts import ArtifactStore
+from mlservice.db import Database
+from mlservice.jobs.models import Job
+from mlservice.jobs.service import Cancelled, JobReporter
+from mlservice.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Job type → "module:function"; imported on first use so each domain owns its job code.
+HANDLERS = {
+    "train": "mlservice.training.jobs:run_training",
+    "predict": "mlservice.predictions.jobs:run_batch_prediction",
+    "quality": "mlservice.predictions.jobs:run_quality_check",
+}
+
+
+@dataclass
+class JobOutcome:
+    result: dict[str, Any]
+    model_version: str | None = None
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    database: Database
+    artifacts: ArtifactStore
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[WorkerContext, Job, JobReporter], JobOutcome]
+
+_context: WorkerContext | None = None
+
+
+def init_worker(settings: Settings, blas_threads: int | None = None) -> None:
+    """Process initializer: one database engine per worker process, BLAS threads bounded so
+    parallel jobs don't oversubscribe the cores, the ML stack imported before the first job."""
+    global _context
+    if blas_threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(blas_threads)
+    import mlservice.ml  # noqa: F401 - warm import, so the first job doesn't pay for it
+
+    _context = WorkerContext(
+        settings=settings,
+        database=Database(settings.effective_database_url, timeout=settings.db_timeout, pool_size=2),
+        artifacts=ArtifactStore(settings.effective_artifacts_root),
+    )
+
+
+def worker_context() -> WorkerContext:
+    if _context is None:
+        raise RuntimeError("init_worker() has not run in this process")
+    return _context
+
+
+def resolve_handler(job_type: str) -> Handler:
+    target = HANDLERS.get(job_type)
+    if target is None:
+        raise LookupError(f"no handler for jobs of type {job_type!r}")
+    module_name, _, function = target.partition(":")
+    return getattr(importlib.import_module(module_name), function)
+
+
+def readable_error(exc: BaseException) -> str:
+    from mlservice.errors import AppError
+    from mlservice.ml.errors import MLError
+
+    if isinstance(exc, AppError):
+        return exc.message
+    if isinstance(exc, MLError):
+        return str(exc)
+    return f"internal error ({type(exc).__name__}): {exc}; see the worker log"
+
+
+def execute_job(job_id: str) -> str:
+    """Run the job to an end state; returns that state. Never raises for job failures."""
+    from mlservice.ml.errors import TrainingCancelled
+
+    context = worker_context()
+    reporter = JobReporter(context.database, job_id)
+    job = reporter.start()
+    if job is None:
+        return "skipped"
+    try:
+        outcome = resolve_handler(job.type)(context, job, reporter)
+    except (Cancelled, TrainingCancelled):
+        reporter.cancelled()
+        return "cancelled"
+    except Exception as exc:  # noqa: BLE001 - every failure ends the job with a reason
+        if not isinstance(exc, (LookupError,)) and "internal error" in readable_error(exc):
+            log.exception("job %s (%s) failed", job_id, job.type)
+        reporter.fail(readable_error(exc))
+        return "failed"
+    reporter.complete(outcome.result, model_version=outcome.model_version)
+    return "completed"

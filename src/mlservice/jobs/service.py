@@ -1,0 +1,250 @@
+"""The universal jobs system: create, list, cancel, report progress, recover after a crash."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from mlservice.auth.service import Principal
+from mlservice.db import Database, utcnow
+from mlservice.errors import Conflict, NotFound
+from mlservice.jobs.models import FINAL_STATUSES, Job, JobStatus, JobType
+from mlservice.origin import Origin
+
+STAGES: dict[JobType, tuple[str, ...]] = {
+    JobType.train: ("load", "validate", "profile", "fit_features", "fit_model", "evaluate", "save"),
+    JobType.retrain: ("load", "validate", "profile", "fit_features", "fit_model", "evaluate", "save", "compare"),
+    JobType.predict: ("load", "predict", "save"),
+    JobType.quality: ("load", "evaluate"),
+    JobType.drift: ("load", "compare", "report"),
+    JobType.other: ("run",),
+}
+
+
+def new_job(
+    session: Session,
+    job_type: JobType,
+    principal: Principal | None,
+    origin: Origin,
+    *,
+    params: dict[str, Any],
+    model_key: str | None = None,
+    model_version: str | None = None,
+) -> Job:
+    job = Job(
+        id=uuid.uuid4().hex,
+        type=job_type.value,
+        status=JobStatus.queued.value,
+        stages=[{"name": name, "status": "pending"} for name in STAGES[job_type]],
+        progress=0.0,
+        model_key=model_key,
+        model_version=model_version,
+        user_id=principal.user_id if principal else None,
+        source=origin.source,
+        client_ip=origin.client_ip,
+        user_agent=origin.user_agent,
+        params=params,
+        details={},
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def visible_job(session: Session, principal: Principal, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or (not principal.is_admin and job.user_id != principal.user_id):
+        raise NotFound(f"job {job_id} does not exist")
+    return job
+
+
+def list_jobs(
+    session: Session,
+    principal: Principal,
+    *,
+    job_type: str | None = None,
+    status: str | None = None,
+    model_key: str | None = None,
+    user_id: int | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    updated_since: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Job], int]:
+    query = select(Job)
+    if not principal.is_admin:
+        query = query.where(Job.user_id == principal.user_id)
+    elif user_id is not None:
+        query = query.where(Job.user_id == user_id)
+    if job_type:
+        query = query.where(Job.type == job_type)
+    if status:
+        query = query.where(Job.status == status)
+    if model_key:
+        query = query.where(Job.model_key == model_key)
+    if created_after:
+        query = query.where(Job.created_at >= created_after)
+    if created_before:
+        query = query.where(Job.created_at < created_before)
+    if updated_since:
+        query = query.where(Job.updated_at >= updated_since)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    jobs = session.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)).all()
+    return list(jobs), total
+
+
+def request_cancel(session: Session, principal: Principal, job_id: str) -> Job:
+    """Queued jobs stop at once; running ones at their next checkpoint (between epochs)."""
+    job = visible_job(session, principal, job_id)
+    status = job.status_enum
+    if status.is_final:
+        raise Conflict(f"job {job_id} already ended ({status.value}); nothing to cancel", code="job_finished")
+    job.cancel_requested = True
+    if status is JobStatus.queued:
+        _finish(job, JobStatus.cancelled, error="cancelled before it started")
+    return job
+
+
+def _finish(job: Job, status: JobStatus, *, result: dict[str, Any] | None = None, error: str | None = None) -> None:
+    now = utcnow()
+    job.status = status.value
+    job.finished_at = now
+    if result is not None:
+        job.result = result
+    job.error = error
+    if status is JobStatus.completed:
+        job.progress = 100.0
+    stages = []
+    for stage in job.stages or []:
+        stage = dict(stage)
+        if stage.get("status") == "running":
+            stage["status"] = "done" if status is JobStatus.completed else status.value
+            stage["finished_at"] = now.isoformat()
+        stages.append(stage)
+    job.stages = stages
+
+
+def recover_interrupted(session: Session) -> tuple[int, list[str]]:
+    """At start-up: running jobs died with the last process; queued ones can run again."""
+    running = session.scalars(select(Job).where(Job.status == JobStatus.running.value)).all()
+    for job in running:
+        _finish(job, JobStatus.failed, error="interrupted: the server stopped while this job was running")
+    queued = session.scalars(
+        select(Job.id).where(Job.status == JobStatus.queued.value).order_by(Job.created_at)
+    ).all()
+    return len(running), list(queued)
+
+
+def interrupt_or_requeue(database: Database, job_id: str, reason: str) -> bool:
+    """After a worker died: fail the job it was running; True if the job never started."""
+    with database.session(write=True) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return False
+        if job.status == JobStatus.queued.value:
+            return True
+        if job.status == JobStatus.running.value:
+            _finish(job, JobStatus.failed, error=f"interrupted: {reason}")
+        return False
+
+
+class Cancelled(Exception):
+    """Raised inside a job when its cancellation was requested."""
+
+
+class JobReporter:
+    """What a running job uses to tell the world how it goes; throttles its database writes."""
+
+    PROGRESS_INTERVAL_S = 0.5
+    CANCEL_CHECK_INTERVAL_S = 1.0
+
+    def __init__(self, database: Database, job_id: str) -> None:
+        self.database = database
+        self.job_id = job_id
+        self._last_progress_write = 0.0
+        self._last_cancel_check = 0.0
+        self._cancelled = False
+
+    def start(self) -> Job | None:
+        """Mark the job running; None when it was cancelled (or taken) before it started."""
+        with self.database.session(write=True) as session:
+            job = session.get(Job, self.job_id)
+            if job is None or job.status != JobStatus.queued.value:
+                return None
+            job.status = JobStatus.running.value
+            job.started_at = utcnow()
+            job.attempts += 1
+            session.flush()
+            session.expunge(job)
+            return job
+
+    def stage(self, name: str, progress: float | None = None) -> None:
+        with self.database.session(write=True) as session:
+            job = session.get(Job, self.job_id)
+            if job is None:
+                return
+            now = utcnow().isoformat()
+            stages = []
+            for stage in job.stages or []:
+                stage = dict(stage)
+                if stage.get("status") == "running":
+                    stage.update(status="done", finished_at=now)
+                if stage["name"] == name:
+                    stage.update(status="running", started_at=now)
+                stages.append(stage)
+            job.stages = stages
+            job.stage = name
+            if progress is not None:
+                job.progress = max(job.progress, round(progress, 2))
+            self._last_progress_write = time.monotonic()
+
+    def progress(self, value: float, *, details: dict[str, Any] | None = None, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress_write < self.PROGRESS_INTERVAL_S:
+            return
+        self._last_progress_write = now
+        values: dict[str, Any] = {"progress": round(min(value, 99.9), 2), "updated_at": utcnow()}
+        if details is not None:
+            values["details"] = details
+        with self.database.session(write=True) as session:
+            session.execute(update(Job).where(Job.id == self.job_id).values(**values))
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if self._cancelled or now - self._last_cancel_check < self.CANCEL_CHECK_INTERVAL_S:
+            return self._cancelled
+        self._last_cancel_check = now
+        with self.database.session() as session:
+            self._cancelled = bool(session.scalar(select(Job.cancel_requested).where(Job.id == self.job_id)))
+        return self._cancelled
+
+    def check_cancelled(self) -> None:
+        if self.should_stop():
+            raise Cancelled()
+
+    def complete(self, result: dict[str, Any], *, model_version: str | None = None) -> None:
+        with self.database.session(write=True) as session:
+            job = session.get(Job, self.job_id)
+            if job is None:
+                return
+            if model_version is not None:
+                job.model_version = model_version
+            _finish(job, JobStatus.completed, result=result)
+
+    def fail(self, error: str) -> None:
+        self._end(JobStatus.failed, error)
+
+    def cancelled(self) -> None:
+        self._end(JobStatus.cancelled, "cancelled by request")
+
+    def _end(self, status: JobStatus, error: str) -> None:
+        with self.database.session(write=True) as session:
+            job = session.get(Job, self.job_id)
+            if job is not None and JobStatus(job.status) not in FINAL_STATUSES:
+                _finish(job, status, error=error)

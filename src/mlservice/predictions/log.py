@@ -1,0 +1,310 @@
+"""The prediction log: every predicted row's inputs, class, confidence, version, time, requester.
+
+Columnar files under ``<artifacts>/prediction_log/<model_key>/<YYYY-MM-DD>/``, because drift
+checks read a million rows at a time and a row-per-insert table cannot keep up with either
+side (batch predictions write 100,000 rows in one go; drift reads them back in well under a
+second with pyarrow):
+
+- a batch prediction writes one Parquet file, atomically;
+- sync predictions go through a group-commit writer: concurrent requests' rows are coalesced
+  into one Arrow IPC record batch, written and flushed to the OS before any of those requests
+  is answered (so an acknowledged prediction survives a crash of the server process). A
+  segment is closed after ``SEGMENT_ROWS`` rows or at midnight and compacted to Parquet.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from mlservice.artifacts import ArtifactStore
+
+log = logging.getLogger(__name__)
+
+LOG_DIR = "prediction_log"
+META_COLUMNS = ("_ts", "_version", "_job_id", "_user_id", "_prediction", "_confidence")
+SEGMENT_ROWS = 50_000
+COALESCE_SECONDS = 0.002
+ACK_TIMEOUT_SECONDS = 10.0
+
+
+def feature_schema(features: Sequence[tuple[str, str]]) -> pa.Schema:
+    """Logged columns: metadata, then each model input typed by its kind (numeric → float64)."""
+    fields = [
+        pa.field("_ts", pa.timestamp("us", tz="UTC")),
+        pa.field("_version", pa.string()),
+        pa.field("_job_id", pa.string()),
+        pa.field("_user_id", pa.int64()),
+        pa.field("_prediction", pa.string()),
+        pa.field("_confidence", pa.float32()),
+    ]
+    for name, kind in features:
+        fields.append(pa.field(name, pa.float64() if kind == "numeric" else pa.string()))
+    return pa.schema(fields)
+
+
+def _column(values: pd.Series, arrow_type: pa.DataType) -> pa.Array:
+    if pa.types.is_floating(arrow_type):
+        return pa.array(pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64), type=arrow_type, from_pandas=True)
+    as_text = values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
+    return pa.array(as_text.tolist(), type=arrow_type)
+
+
+def build_table(
+    schema: pa.Schema,
+    inputs: pd.DataFrame,
+    *,
+    version: str,
+    labels: Sequence[Any],
+    confidences: np.ndarray,
+    job_id: str | None,
+    user_id: int | None,
+    at: datetime | None = None,
+) -> pa.Table:
+    rows = len(inputs)
+    moment = at or datetime.now(UTC)
+    columns: list[pa.Array] = [
+        pa.array([moment] * rows, type=schema.field("_ts").type),
+        pa.array([version] * rows, type=pa.string()),
+        pa.array([job_id] * rows, type=pa.string()),
+        pa.array([user_id] * rows, type=pa.int64()),
+        pa.array([str(label) for label in labels], type=pa.string()),
+        pa.array(np.asarray(confidences, dtype=np.float32), type=pa.float32()),
+    ]
+    for arrow_field in list(schema)[len(META_COLUMNS):]:
+        values = inputs[arrow_field.name] if arrow_field.name in inputs.columns else pd.Series([None] * rows)
+        columns.append(_column(values.reset_index(drop=True), arrow_field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _day_dir(store: ArtifactStore, model_key: str, day: date) -> str:
+    return f"{LOG_DIR}/{model_key}/{day.isoformat()}"
+
+
+def write_batch(store: ArtifactStore, model_key: str, table: pa.Table, name: str) -> str:
+    """One atomic Parquet file for a whole batch (an async prediction job)."""
+    day = table.column("_ts")[0].as_py().date() if table.num_rows else datetime.now(UTC).date()
+    relative = f"{_day_dir(store, model_key, day)}/{name}.parquet"
+    store.write_with(relative, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    return relative
+
+
+def _read_stream(path: Path) -> pa.Table | None:
+    """An Arrow stream segment, up to its last complete batch (it may still be written)."""
+    batches = []
+    try:
+        with pa.OSFile(str(path), "rb") as source:
+            reader = ipc.open_stream(source)
+            schema = reader.schema
+            while True:
+                try:
+                    batches.append(reader.read_next_batch())
+                except StopIteration:
+                    break
+    except (pa.ArrowInvalid, OSError, FileNotFoundError):
+        if not batches:
+            return None
+        schema = batches[0].schema
+    return pa.Table.from_batches(batches, schema=schema) if batches else None
+
+
+def read_log(
+    store: ArtifactStore,
+    model_key: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    version: str | None = None,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Logged rows of a model in [since, until), oldest first, as a DataFrame."""
+    root = store.path(f"{LOG_DIR}/{model_key}")
+    if not root.is_dir():
+        return pd.DataFrame(columns=list(META_COLUMNS))
+    first_day = since.date() if since else None
+    last_day = until.date() if until else None
+    tables: list[pa.Table] = []
+    for day_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        try:
+            day = date.fromisoformat(day_dir.name)
+        except ValueError:
+            continue
+        if (first_day and day < first_day) or (last_day and day > last_day):
+            continue
+        stems: dict[str, Path] = {}
+        for path in sorted(day_dir.iterdir()):
+            if path.name.startswith("."):
+                continue
+            if path.suffix == ".parquet" or (path.suffix == ".arrows" and path.stem not in stems):
+                stems[path.stem] = path
+        for path in stems.values():
+            table = pq.read_table(path) if path.suffix == ".parquet" else _read_stream(path)
+            if table is None and path.suffix == ".arrows":
+                compacted = path.with_suffix(".parquet")
+                table = pq.read_table(compacted) if compacted.exists() else None
+            if table is not None and table.num_rows:
+                tables.append(table)
+    if not tables:
+        return pd.DataFrame(columns=list(META_COLUMNS))
+    table = pa.concat_tables(tables, promote_options="permissive")
+    frame = table.to_pandas()
+    mask = np.ones(len(frame), dtype=bool)
+    if since is not None:
+        mask &= (frame["_ts"] >= pd.Timestamp(since)).to_numpy()
+    if until is not None:
+        mask &= (frame["_ts"] < pd.Timestamp(until)).to_numpy()
+    if version is not None:
+        mask &= (frame["_version"] == version).to_numpy()
+    frame = frame[mask].sort_values("_ts", kind="stable").reset_index(drop=True)
+    if columns is not None:
+        frame = frame[[c for c in columns if c in frame.columns]]
+    return frame
+
+
+def delete_older_than(store: ArtifactStore, days: int, today: date | None = None) -> int:
+    """Retention: remove day folders older than ``days``; returns how many were removed."""
+    cutoff = (today or datetime.now(UTC).date()) - timedelta(days=days)
+    root = store.path(LOG_DIR)
+    removed = 0
+    if not root.is_dir():
+        return 0
+    for model_dir in root.iterdir():
+        for day_dir in model_dir.iterdir() if model_dir.is_dir() else []:
+            try:
+                old = date.fromisoformat(day_dir.name) < cutoff
+            except ValueError:
+                continue
+            if old:
+                store.delete(store.relative(day_dir))
+                removed += 1
+    return removed
+
+
+@dataclass
+class _Pending:
+    table: pa.Table
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+@dataclass
+class _Segment:
+    path: Path
+    day: date
+    schema: pa.Schema
+    sink: Any
+    writer: Any
+    rows: int = 0
+
+
+class SyncLogWriter:
+    """Group commit for sync predictions: callers block until their rows reach the OS."""
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
+        self._queue: queue.Queue[tuple[str, _Pending] | None] = queue.Queue()
+        self._segments: dict[tuple[str, str], _Segment] = {}
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def append(self, model_key: str, table: pa.Table) -> None:
+        pending = _Pending(table)
+        self._queue.put((model_key, pending))
+        if not pending.done.wait(ACK_TIMEOUT_SECONDS):
+            raise TimeoutError("the prediction log did not confirm the write in time")
+        if pending.error is not None:
+            raise pending.error
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            group = [item]
+            deadline = threading.Event()
+            deadline.wait(COALESCE_SECONDS)
+            stop = False
+            while True:
+                try:
+                    extra = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if extra is None:
+                    stop = True
+                    break
+                group.append(extra)
+            self._write_group(group)
+            if stop:
+                break
+        for segment in list(self._segments.values()):
+            self._close_segment(segment)
+        self._segments.clear()
+
+    def _write_group(self, group: list[tuple[str, _Pending]]) -> None:
+        by_target: dict[tuple[str, str, pa.Schema], list[_Pending]] = {}
+        for model_key, pending in group:
+            version = pending.table.column("_version")[0].as_py()
+            by_target.setdefault((model_key, version, pending.table.schema), []).append(pending)
+        for (model_key, version, schema), items in by_target.items():
+            try:
+                segment = self._segment(model_key, version, schema)
+                table = pa.concat_tables([p.table for p in items])
+                for batch in table.combine_chunks().to_batches():
+                    segment.writer.write_batch(batch)
+                segment.sink.flush()
+                segment.rows += table.num_rows
+                if segment.rows >= SEGMENT_ROWS:
+                    self._close_segment(segment)
+                    del self._segments[(model_key, version)]
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting requests
+                log.exception("prediction log write failed for %s", model_key)
+                for pending in items:
+                    pending.error = exc
+            for pending in items:
+                pending.done.set()
+
+    def _segment(self, model_key: str, version: str, schema: pa.Schema) -> _Segment:
+        today = datetime.now(UTC).date()
+        segment = self._segments.get((model_key, version))
+        if segment is not None and (segment.day != today or segment.schema != schema):
+            self._close_segment(segment)
+            segment = None
+        if segment is None:
+            name = f"{version}__sync_{os.getpid()}_{uuid.uuid4().hex[:12]}.arrows"
+            path = self.store.path(f"{_day_dir(self.store, model_key, today)}/{name}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sink = pa.OSFile(str(path), "wb")
+            segment = _Segment(path, today, schema, sink, ipc.new_stream(sink, schema))
+            self._segments[(model_key, version)] = segment
+        return segment
+
+    def _close_segment(self, segment: _Segment) -> None:
+        """Finish the stream and compact it into Parquet (same stem), then drop the stream."""
+        try:
+            segment.writer.close()
+            segment.sink.close()
+            table = _read_stream(segment.path)
+            if table is not None:
+                relative = self.store.relative(segment.path.with_suffix(".parquet"))
+                self.store.write_with(relative, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+            segment.path.unlink(missing_ok=True)
+        except Exception:  # noqa: BLE001 - the stream file stays readable if compaction fails
+            log.exception("could not compact prediction log segment %s", segment.path)

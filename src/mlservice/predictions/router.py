@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+
+from mlservice.artifacts import ArtifactsDep
+from mlservice.auth.deps import CurrentPrincipal
+from mlservice.bodies import Upload, documented_body, json_or_multipart, validate
+from mlservice.datasets.service import read_limits
+from mlservice.db import SessionDep
+from mlservice.errors import Unprocessable
+from mlservice.jobs.models import JobType
+from mlservice.jobs.queue import QueueDep, submit
+from mlservice.jobs.schemas import JobCreated
+from mlservice.origin import request_origin
+from mlservice.predictions import service
+from mlservice.predictions.schemas import (
+    ExportFormat,
+    PredictJobRead,
+    PredictRequest,
+    QualityRequest,
+    SyncPredictRequest,
+    SyncPredictResponse,
+)
+from mlservice.settings import SettingsDep
+
+router = APIRouter(tags=["predictions"])
+
+Body = Annotated[tuple[dict, Upload | None], Depends(json_or_multipart)]
+
+
+def _sources(records, dataset_id, upload) -> None:  # type: ignore[no-untyped-def]
+    if (records is not None) + (dataset_id is not None) + (upload is not None) != 1:
+        raise Unprocessable("give exactly one of 'data' (records), 'dataset_id' or a file", code="data_source")
+
+
+@router.post(
+    "/predict",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobCreated,
+    openapi_extra=documented_body(PredictRequest, {"model_key": "model key", "version": "optional version"}),
+)
+def predict_async(
+    body: Body,
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    artifacts: ArtifactsDep,
+    settings: SettingsDep,
+    queue: QueueDep,
+) -> JobCreated:
+    payload, upload = body
+    data = validate(PredictRequest, payload)
+    _sources(data.data, data.dataset_id, upload)
+    job = service.start_batch(
+        session, artifacts, principal, request_origin(request), job_type=JobType.predict,
+        model_key=data.model_key, version=data.version, records=data.data, dataset_id=data.dataset_id,
+        upload=upload, limits=read_limits(settings.max_body_bytes),
+    )
+    submit(session, queue, job.id)
+    return JobCreated(job_id=job.id)
+
+
+@router.get("/predict/{job_id}", response_model=PredictJobRead)
+def predict_results(
+    job_id: str,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    artifacts: ArtifactsDep,
+    limit: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    body = service.job_results(session, artifacts, principal, job_id, limit=limit, offset=offset)
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.get("/predict/{job_id}/export")
+def export_predictions(
+    job_id: str,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    artifacts: ArtifactsDep,
+    format: ExportFormat = "json",  # noqa: A002 - the query parameter users type
+) -> StreamingResponse:
+    stream, media_type, filename = service.export_rows(session, artifacts, principal, job_id, format)
+    return StreamingResponse(
+        stream, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
+
+
+@router.post("/models/{model_key}/predict", response_model=SyncPredictResponse, tags=["models"])
+def predict_sync(
+    model_key: str,
+    body: SyncPredictRequest,
+    request: Request,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+) -> Response:
+    state = request.app.state
+    answer = service.predict_sync(
+        state.model_cache, state.version_resolver, state.prediction_log, principal,
+        model_key, body.version, body.data, settings.sync_predict_max_rows,
+    )
+    return Response(orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+
+
+@router.post(
+    "/quality",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobCreated,
+    openapi_extra=documented_body(QualityRequest, {"model_key": "model key", "target": "label column", "version": "optional"}),
+)
+def quality_check(
+    body: Body,
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    artifacts: ArtifactsDep,
+    settings: SettingsDep,
+    queue: QueueDep,
+) -> JobCreated:
+    payload, upload = body
+    data = validate(QualityRequest, payload)
+    _sources(data.data, data.dataset_id, upload)
+    job = service.start_batch(
+        session, artifacts, principal, request_origin(request), job_type=JobType.quality,
+        model_key=data.model_key, version=data.version, records=data.data, dataset_id=data.dataset_id,
+        upload=upload, limits=read_limits(settings.max_body_bytes), extra_params={"target": data.target},
+    )
+    submit(session, queue, job.id)
+    return JobCreated(job_id=job.id)

@@ -1,0 +1,108 @@
+"""Starting a training: check the request against the data, record the job, hand it on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from mlservice.artifacts import ArtifactStore
+from mlservice.auth.service import Principal
+from mlservice.datasets import service as datasets
+from mlservice.errors import Unprocessable
+from mlservice.jobs.models import Job, JobType
+from mlservice.jobs.service import new_job
+from mlservice.ml import ReadLimits, TrainingConfig, read_records, read_table
+from mlservice.origin import Origin
+from mlservice.registry.service import check_model_key
+from mlservice.settings import Settings
+from mlservice.training.schemas import TrainParams, TrainRequest
+
+
+def check_columns(columns: list[str], target: str, features: list[str] | None, column_types: dict | None) -> None:
+    known = set(columns)
+    shown = ", ".join(repr(c) for c in columns[:30]) + (" …" if len(columns) > 30 else "")
+    if target not in known:
+        raise Unprocessable(f"unknown target column {target!r}; the data has: {shown}", code="unknown_target")
+    unknown = [c for c in [*(features or []), *(column_types or {})] if c not in known]
+    if unknown:
+        raise Unprocessable(
+            "unknown column(s) " + ", ".join(map(repr, unknown)) + f"; the data has: {shown}",
+            code="unknown_columns",
+        )
+    if features and target in features:
+        raise Unprocessable(f"the target {target!r} cannot also be a feature", code="target_is_feature")
+
+
+def _checked_frame(frame: pd.DataFrame, request: TrainRequest) -> pd.DataFrame:
+    check_columns(list(map(str, frame.columns)), request.target, request.features, request.column_types)
+    return frame
+
+
+def start_training(
+    session: Session,
+    artifacts: ArtifactStore,
+    principal: Principal,
+    origin: Origin,
+    request: TrainRequest,
+    *,
+    limits: ReadLimits,
+    upload: tuple[bytes, str | None] | None = None,
+) -> Job:
+    check_model_key(request.model_key)
+    sources = (upload is not None) + (request.data is not None) + (request.dataset_id is not None)
+    if sources != 1:
+        raise Unprocessable(
+            "give exactly one source of training data: 'data' (records), 'dataset_id', or a file",
+            code="data_source",
+        )
+    if upload is not None:
+        data, filename = upload
+        frame = _checked_frame(read_table(data, filename=datasets.safe_filename(filename), limits=limits), request)
+        dataset = datasets.store_frame(
+            session, artifacts, principal, frame,
+            name=f"{request.model_key} training upload", filename=datasets.safe_filename(filename), fmt="upload",
+        )
+    elif request.data is not None:
+        frame = _checked_frame(read_records(request.data, limits=limits), request)
+        dataset = datasets.store_frame(
+            session, artifacts, principal, frame,
+            name=f"{request.model_key} training data", filename=None, fmt="records",
+        )
+    else:
+        dataset = datasets.visible_dataset(session, principal, request.dataset_id or "")
+        check_columns([c["name"] for c in dataset.columns], request.target, request.features, request.column_types)
+    return new_job(
+        session, JobType.train, principal, origin,
+        model_key=request.model_key,
+        params={
+            "dataset_id": dataset.id,
+            "target": request.target,
+            "features": request.features,
+            "column_types": request.column_types,
+            "params": request.params.model_dump(exclude_none=True) if request.params else {},
+        },
+    )
+
+
+def training_config(settings: Settings, overrides: dict[str, Any] | None) -> tuple[TrainingConfig, int]:
+    """The ML_* defaults, with the request's overrides on top; returns (config, random_state)."""
+    params = TrainParams.model_validate(overrides or {})
+    config = TrainingConfig(
+        hidden_layer_sizes=tuple(settings.hidden_layer_sizes),
+        large_dataset_hidden_layers=tuple(settings.large_dataset_hidden_layers),
+        large_dataset_threshold=settings.large_dataset_threshold,
+        activation=settings.activation,
+        solver=settings.solver,
+        max_iter=settings.max_iter,
+        batch_size=settings.batch_size,
+        learning_rate_init=settings.learning_rate_init,
+        alpha=settings.alpha,
+        early_stopping=settings.early_stopping,
+        validation_fraction=settings.validation_fraction,
+        device=settings.device,
+    )
+    for name, value in params.model_dump(exclude_none=True, exclude={"random_state"}).items():
+        setattr(config, name, tuple(value) if name == "hidden_layer_sizes" else value)
+    return config, params.random_state or 0

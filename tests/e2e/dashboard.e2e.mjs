@@ -1,0 +1,332 @@
+/**
+ * End-to-end test of the dashboard in real headless Chromium against the real
+ * backend: starts `mlservice serve` on a free port with a fresh data dir,
+ * serving the static export from frontend/out, then drives the UI like a
+ * person would. Screenshots go to test-artifacts/screenshots/.
+ *
+ * Needs: the backend installed in .venv, `npm ci && npm run build` in
+ * frontend/, and Debian's Chromium (/usr/bin/chromium, or CHROME_PATH).
+ * Playwright never downloads a browser here (playwright-core only).
+ *
+ *   node --test tests/e2e/dashboard.e2e.mjs   (from the repository root)
+ *   npm run test:e2e                (from frontend/)
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+
+process.env.PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD = '1';
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const FRONTEND = join(ROOT, 'frontend');
+const require = createRequire(join(FRONTEND, 'package.json'));
+const { chromium } = require('playwright-core');
+
+const OUT = join(FRONTEND, 'out');
+const SHOTS = join(ROOT, 'test-artifacts', 'screenshots');
+const MLSERVICE = process.env.MLSERVICE_BIN || join(ROOT, '.venv', 'bin', 'mlservice');
+const CHROME = process.env.CHROME_PATH || '/usr/bin/chromium';
+const ADMIN = 'admin';
+const ADMIN_PASSWORD = 'e2e-Admin-password-42';
+const CHROME_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.unref();
+    s.on('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+async function waitForHealth(base, proc, log, timeoutMs = 60_000) {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    if (proc.exitCode !== null) throw new Error(`mlservice serve exited with ${proc.exitCode}:\n${log.join('')}`);
+    try {
+      const r = await fetch(`${base}/health`);
+      if (r.ok) return r.json();
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`mlservice serve did not answer /health in ${timeoutMs} ms:\n${log.join('')}`);
+}
+
+describe('dashboard e2e (real backend, headless Chromium)', { timeout: 180_000 }, () => {
+  let server;
+  let dataDir;
+  let profileDir;
+  let context;
+  let page;
+  let base;
+  const serverLog = [];
+  const pageErrors = [];
+  let shot = 0;
+
+  async function snap(name) {
+    shot += 1;
+    await page.screenshot({ path: join(SHOTS, `${String(shot).padStart(2, '0')}-${name}.png`), fullPage: true });
+  }
+
+  before(async () => {
+    assert.ok(existsSync(join(OUT, 'index.html')), `${OUT} missing: run \`npm ci && npm run build\` in frontend/`);
+    assert.ok(existsSync(MLSERVICE), `${MLSERVICE} missing: install the backend into .venv`);
+    assert.ok(existsSync(CHROME), `${CHROME} missing: apt-get install -y chromium`);
+    mkdirSync(SHOTS, { recursive: true });
+    dataDir = mkdtempSync(join(tmpdir(), 'mlservice-e2e-'));
+    profileDir = mkdtempSync(join(tmpdir(), 'chromium-e2e-'));
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    server = spawn(MLSERVICE, ['serve'], {
+      cwd: dataDir,
+      env: {
+        ...process.env,
+        ML_DATA_DIR: dataDir,
+        ML_SERVICE_HOST: '127.0.0.1',
+        ML_SERVICE_PORT: String(port),
+        ML_ADMIN_USERNAME: ADMIN,
+        ML_ADMIN_PASSWORD: ADMIN_PASSWORD,
+        ML_DASHBOARD_DIR: OUT,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    server.stdout.on('data', (d) => serverLog.push(String(d)));
+    server.stderr.on('data', (d) => serverLog.push(String(d)));
+    await waitForHealth(base, server, serverLog);
+
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: CHROME,
+      headless: true,
+      args: CHROME_ARGS,
+      viewport: { width: 1280, height: 800 },
+      colorScheme: 'light',
+      reducedMotion: 'reduce',
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(15_000);
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+  });
+
+  after(async () => {
+    await context?.close().catch(() => undefined);
+    if (server && server.exitCode === null) {
+      try {
+        process.kill(-server.pid, 'SIGTERM');
+      } catch {
+        server.kill('SIGTERM');
+      }
+      await new Promise((r) => {
+        const t = setTimeout(() => {
+          try {
+            process.kill(-server.pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+          r();
+        }, 5000);
+        server.once('exit', () => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+    for (const d of [dataDir, profileDir]) if (d) rmSync(d, { recursive: true, force: true });
+  });
+
+  test('an unauthenticated visit to / goes to the login page', async () => {
+    await page.goto(`${base}/`);
+    await page.waitForURL(/\/login\/$/);
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    assert.ok(await page.getByLabel('Username').isVisible());
+    assert.ok(await page.getByLabel('Password').isVisible());
+    await snap('login');
+  });
+
+  test('a wrong password shows the server message', async () => {
+    await page.getByLabel('Username').fill(ADMIN);
+    await page.getByLabel('Password').fill('not-the-password');
+    await page.getByLabel('Password').press('Enter');
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    assert.match(await alert.innerText(), /wrong username or password/i);
+    assert.match(page.url(), /\/login\/$/);
+    await snap('login-error');
+  });
+
+  test('the admin logs in (Enter submits) and sees the overview', async () => {
+    await page.getByLabel('Username').fill(ADMIN);
+    await page.getByLabel('Password').fill(ADMIN_PASSWORD);
+    await page.getByLabel('Password').press('Enter');
+    await page.waitForURL(`${base}/`);
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    assert.equal(await page.getByTestId('whoami').innerText(), ADMIN);
+    await page.getByTestId('card-status').getByText('Operational').waitFor();
+    assert.match(await page.getByTestId('card-version').innerText(), /0\.\d+\.\d+/);
+    assert.match(await page.getByTestId('card-database').innerText(), /SQLite/);
+    const nav = page.getByRole('navigation', { name: 'Dashboard' });
+    for (const label of ['Overview', 'Profile', 'Users', 'About', 'Admin panel']) {
+      assert.ok(await nav.getByRole('link', { name: label }).isVisible(), `${label} in the sidebar`);
+    }
+    // The session lives in an httpOnly cookie, invisible to scripts.
+    assert.equal(await page.evaluate(() => document.cookie.includes('ml_session')), false);
+    const cookies = await context.cookies(base);
+    const session = cookies.find((c) => c.name === 'ml_session');
+    assert.ok(session?.httpOnly, 'ml_session is httpOnly');
+    assert.equal(session.sameSite, 'Strict');
+    await snap('overview');
+  });
+
+  test('before consent nothing but the session is stored; the banner asks', async () => {
+    const banner = page.getByRole('region', { name: 'Cookie consent' });
+    await banner.waitFor();
+    const stored = await page.evaluate(() => Object.keys(localStorage));
+    assert.deepEqual(stored, []);
+  });
+
+  test('the theme changes to dark without being stored before consent', async () => {
+    await page.getByRole('button', { name: /^Theme:/ }).click();
+    await page.getByRole('menuitemradio', { name: 'Dark' }).click();
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+    assert.equal(await page.evaluate(() => localStorage.getItem('ml-theme')), null);
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    assert.equal(bg, 'rgb(14, 17, 22)');
+    // Keyboard: the menu opens with ArrowDown and closes with Escape, focus back on the button.
+    const button = page.getByRole('button', { name: /^Theme:/ });
+    await button.focus();
+    await page.keyboard.press('ArrowDown');
+    await page.getByRole('menu', { name: 'Theme' }).waitFor();
+    await page.keyboard.press('Escape');
+    assert.equal(await page.getByRole('menu', { name: 'Theme' }).count(), 0);
+    assert.equal(await button.evaluate((b) => b === document.activeElement), true);
+    await snap('theme-dark');
+  });
+
+  test('accepting cookies persists the theme across reloads', async () => {
+    const banner = page.getByRole('region', { name: 'Cookie consent' });
+    await banner.getByRole('button', { name: 'Accept' }).click();
+    await banner.waitFor({ state: 'detached' });
+    assert.equal(await page.evaluate(() => localStorage.getItem('ml-consent')), 'all');
+    assert.equal(await page.evaluate(() => localStorage.getItem('ml-theme')), 'dark');
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+    assert.equal(await page.getByRole('region', { name: 'Cookie consent' }).count(), 0);
+    await snap('consent-accepted');
+  });
+
+  test('the admin creates a user and changes their tier', async () => {
+    await page.getByRole('navigation', { name: 'Dashboard' }).getByRole('link', { name: 'Users' }).click();
+    await page.waitForURL(/#users$/);
+    await page.getByRole('heading', { level: 1, name: 'Users' }).waitFor();
+    await page.getByLabel('Username').fill('alice');
+    await page.getByLabel('Initial password').fill('alice-password-123');
+    await page.getByLabel('Tier', { exact: true }).selectOption('user');
+    await page.getByRole('button', { name: 'Create user' }).click();
+    await page.getByText('User alice created.').waitFor();
+    const row = page.locator('tr[data-username="alice"]');
+    await row.waitFor();
+    assert.match(await row.innerText(), /active/);
+    await page.getByLabel('Tier of alice').selectOption('admin');
+    await page.getByText('alice is now Admin.').waitFor();
+    // The admin's own row offers no destructive action.
+    const me = page.locator(`tr[data-username="${ADMIN}"]`);
+    assert.equal(await me.getByRole('button', { name: /Delete/ }).count(), 0);
+    // A duplicate is refused with the server's message.
+    await page.getByLabel('Username').fill('alice');
+    await page.getByLabel('Initial password').fill('alice-password-123');
+    await page.getByRole('button', { name: 'Create user' }).click();
+    const err = page.locator('section[aria-labelledby="create-user-h"] [role="alert"]');
+    await err.waitFor();
+    assert.ok((await err.innerText()).length > 5);
+    await snap('users');
+  });
+
+  let tokenValue;
+  test('the user creates an API token and sees it exactly once', async () => {
+    await page.getByRole('navigation', { name: 'Dashboard' }).getByRole('link', { name: 'Profile' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Profile' }).waitFor();
+    await page.getByLabel('Token name').fill('e2e-token');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const box = page.getByTestId('new-token');
+    await box.waitFor();
+    assert.match(await box.innerText(), /will not be shown again/);
+    tokenValue = await page.getByLabel('New API token').inputValue();
+    assert.ok(tokenValue.length >= 20, 'a real token is shown');
+    await snap('token-created');
+    // The token works against the API.
+    const r = await fetch(`${base}/auth/user-info`, { headers: { Authorization: `Bearer ${tokenValue}` } });
+    assert.equal(r.status, 200);
+    assert.equal((await r.json()).username, ADMIN);
+    // Listed, with its state and "never" used from the dashboard's point of view.
+    const row = page.getByTestId('token-row').filter({ hasText: 'e2e-token' });
+    await row.waitFor();
+    assert.match(await row.innerText(), /active/);
+    await page.getByRole('button', { name: 'I have saved it' }).click();
+    await box.waitFor({ state: 'detached' });
+    await page.reload();
+    await page.getByTestId('token-row').filter({ hasText: 'e2e-token' }).waitFor();
+    const html = await page.content();
+    assert.equal(html.includes(tokenValue), false, 'the secret is not shown again');
+  });
+
+  test('revoking the token stops it working', async () => {
+    const row = page.getByTestId('token-row').filter({ hasText: 'e2e-token' });
+    await row.getByRole('button', { name: 'Revoke token e2e-token' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    await dialog.getByRole('button', { name: 'Revoke' }).click();
+    await page.getByText('Token “e2e-token” revoked.').waitFor();
+    await row.getByText('revoked').waitFor();
+    const r = await fetch(`${base}/auth/user-info`, { headers: { Authorization: `Bearer ${tokenValue}` } });
+    assert.equal(r.status, 401);
+  });
+
+  test('About shows the version and curl examples; the layout fits a 390 px phone', async () => {
+    await page.goto(`${base}/#about`);
+    await page.getByRole('heading', { level: 1, name: 'About' }).waitFor();
+    await page.getByTestId('about-version').getByText(/\d+\.\d+\.\d+/).waitFor();
+    assert.match(await page.locator('pre').first().innerText(), /curl -X POST ".*\/auth\/login"/);
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${base}/#overview`);
+    await page.getByTestId('card-status').waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `no horizontal scrolling at 390 px (overflow ${overflow}px)`);
+    await snap('mobile-overview');
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  test('the admin logs out and the app asks for a login again', async () => {
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.waitForURL(/\/login\/$/);
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    const cookies = await context.cookies(base);
+    assert.equal(cookies.some((c) => c.name === 'ml_session'), false);
+    await page.goto(`${base}/#profile`);
+    await page.waitForURL(/\/login\/\?next=/);
+    await snap('logged-out');
+  });
+
+  test('no uncaught errors in the page', () => {
+    assert.deepEqual(pageErrors, []);
+  });
+});
