@@ -100,6 +100,9 @@ def make_settings(tmp_path: Path, database: Database | None = None, **overrides)
         "data_dir": tmp_path / "data",
         "admin_username": ADMIN_USERNAME,
         "admin_password": ADMIN_PASSWORD,
+        # Two worker processes, like the 2-core machine the suite is sized for.
+        "worker_cpu_per_task": 1.0,
+        "max_workers_limit": 2,
     }
     if database is not None:
         values["database_url"] = database.url.render_as_string(hide_password=False)
@@ -123,3 +126,10 @@ def app(settings: Settings, database: Database):
 def client(app) -> Iterator[TestClient]:
     with TestClient(app) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def accounts(client: TestClient):
+    from tests.helpers import Accounts
+
+    return Accounts(client)

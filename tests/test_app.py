@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from mlservice.app import create_app
-from tests.auth.conftest import login
+from tests.helpers import login
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, make_settings
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from mlservice.auth.models import AuthToken, User
 from mlservice.db import Database, utcnow
-from tests.auth.conftest import USER_PASSWORD, Accounts, login
+from tests.helpers import USER_PASSWORD, Accounts, login
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME
 
 

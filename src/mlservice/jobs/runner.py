@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +51,7 @@ def init_worker(settings: Settings, blas_threads: int | None = None) -> None:
     """Process initializer: one database engine per worker process, BLAS threads bounded so
     parallel jobs don't oversubscribe the cores, the ML stack imported before the first job."""
     global _context
+    _die_with_parent()
     if blas_threads:
         from threadpoolctl import threadpool_limits
 
@@ -59,6 +63,22 @@ def init_worker(settings: Settings, blas_threads: int | None = None) -> None:
         database=Database(settings.effective_database_url, timeout=settings.db_timeout, pool_size=2),
         artifacts=ArtifactStore(settings.effective_artifacts_root),
     )
+
+
+def _die_with_parent() -> None:
+    """Local workers must not outlive `serve`: an orphan would finish a job the restarted
+    server already marked as interrupted. Linux delivers SIGKILL when the parent dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def worker_context() -> WorkerContext:

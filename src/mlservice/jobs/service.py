@@ -231,7 +231,7 @@ class JobReporter:
     def complete(self, result: dict[str, Any], *, model_version: str | None = None) -> None:
         with self.database.session(write=True) as session:
             job = session.get(Job, self.job_id)
-            if job is None:
+            if job is None or job.status != JobStatus.running.value:
                 return
             if model_version is not None:
                 job.model_version = model_version

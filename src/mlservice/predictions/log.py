@@ -60,8 +60,9 @@ def feature_schema(features: Sequence[tuple[str, str]]) -> pa.Schema:
 def _column(values: pd.Series, arrow_type: pa.DataType) -> pa.Array:
     if pa.types.is_floating(arrow_type):
         return pa.array(pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64), type=arrow_type, from_pandas=True)
-    as_text = values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
-    return pa.array(as_text.tolist(), type=arrow_type)
+    texts = values.astype(str).to_numpy(dtype=object)
+    texts[values.isna().to_numpy()] = None
+    return pa.array(texts, type=arrow_type)
 
 
 def build_table(

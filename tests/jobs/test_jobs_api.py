@@ -1,0 +1,100 @@
+"""The universal jobs system through HTTP: listing, filters, visibility, cancel, recovery."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+
+from mlservice.app import create_app
+from mlservice.db import utcnow
+from mlservice.jobs.models import Job, JobStatus, JobType
+from mlservice.jobs.service import new_job
+from mlservice.origin import Origin
+from tests.helpers import Accounts, adult_sample, records, wait_job
+
+SLOW_PARAMS = {"hidden_layer_sizes": [256, 256], "max_iter": 400, "early_stopping": False}
+
+
+def test_jobs_are_listed_filtered_and_private(client: TestClient, accounts: Accounts) -> None:
+    alice, alice_headers = accounts.login_as("alice_j")
+    _, bob_headers = accounts.login_as("bob_j")
+    frame = adult_sample(200)
+    first = client.post("/train", headers=alice_headers, json={
+        "model_key": "a1", "target": "income", "data": records(frame), "params": {"hidden_layer_sizes": [4], "max_iter": 3},
+    }).json()["job_id"]
+    wait_job(client, alice_headers, first)
+    quality = client.post("/quality", headers=alice_headers, json={
+        "model_key": "a1", "target": "income", "data": records(frame.head(50)),
+    }).json()["job_id"]
+    wait_job(client, alice_headers, quality)
+
+    mine = client.get("/jobs", headers=alice_headers).json()
+    assert mine["total"] == 2 and {j["id"] for j in mine["items"]} == {first, quality}
+    assert client.get("/jobs", headers=bob_headers).json()["total"] == 0
+    assert client.get(f"/jobs/{first}", headers=bob_headers).status_code == 404
+    assert client.post(f"/jobs/{first}/cancel", headers=bob_headers).status_code == 404
+    admin_view = client.get("/jobs", params={"user_id": alice["id"]}, headers=accounts.system_admin).json()
+    assert admin_view["total"] == 2
+
+    by_type = client.get("/jobs", params={"type": "quality"}, headers=alice_headers).json()
+    assert [j["id"] for j in by_type["items"]] == [quality]
+    by_model = client.get("/jobs", params={"model_key": "a1", "status": "completed"}, headers=alice_headers).json()
+    assert by_model["total"] == 2
+    page = client.get("/jobs", params={"limit": 1, "offset": 1}, headers=alice_headers).json()
+    assert page["total"] == 2 and len(page["items"]) == 1
+    later = (utcnow() + timedelta(hours=1)).isoformat()
+    assert client.get("/jobs", params={"updated_since": later}, headers=alice_headers).json()["total"] == 0
+    assert client.get("/jobs", params={"status": "exploded"}, headers=alice_headers).status_code == 422
+
+    job = client.get(f"/jobs/{first}", headers=alice_headers).json()
+    for field in ("id", "type", "status", "stage", "progress", "created_at", "started_at", "finished_at", "result", "error"):
+        assert field in job
+    assert job["duration_s"] > 0 and job["source"] == "api" and job["user_agent"]
+    finished = client.post(f"/jobs/{first}/cancel", headers=alice_headers)
+    assert finished.status_code == 409 and finished.json()["error"]["code"] == "job_finished"
+
+
+def test_cancel_a_running_training(client: TestClient, accounts: Accounts) -> None:
+    _, headers = accounts.login_as("canceller")
+    job_id = client.post("/train", headers=headers, json={
+        "model_key": "slow", "target": "income", "data": records(adult_sample(3000)), "params": SLOW_PARAMS,
+    }).json()["job_id"]
+    import time
+
+    deadline = time.monotonic() + 120
+    while client.get(f"/jobs/{job_id}", headers=headers).json()["stage"] != "fit_model":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    response = client.post(f"/jobs/{job_id}/cancel", headers=headers)
+    assert response.status_code == 200 and response.json()["cancel_requested"] is True
+    job = wait_job(client, headers, job_id, timeout=60)
+    assert job["status"] == "cancelled"
+    assert client.get("/models/slow", headers=headers).status_code == 404
+
+
+def test_queued_job_cancelled_before_it_starts(client: TestClient, accounts: Accounts, database) -> None:
+    user, headers = accounts.login_as("queuer")
+    from mlservice.auth.models import Tier
+    from mlservice.auth.service import Principal
+
+    with database.session(write=True) as session:
+        job = new_job(session, JobType.other, Principal(user["id"], "queuer", Tier.user, "session"),
+                      Origin("api", "127.0.0.1", "test"), params={})
+        job_id = job.id
+    response = client.post(f"/jobs/{job_id}/cancel", headers=headers)
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+
+
+def test_restart_marks_running_jobs_interrupted_and_requeues_queued(settings, database) -> None:
+    with database.session(write=True) as session:
+        running = new_job(session, JobType.other, None, Origin("system", None, None), params={})
+        running.status = JobStatus.running.value
+        running.started_at = utcnow()
+        running_id = running.id
+    with TestClient(create_app(settings, database)):
+        pass
+    with database.session() as session:
+        job = session.get(Job, running_id)
+        assert job.status == "failed" and job.error.startswith("interrupted")
+        assert job.finished_at is not None
