@@ -33,6 +33,7 @@ from mlservice.predictions.router import router as predictions_router
 from mlservice.predictions.service import VersionResolver
 from mlservice.registry.router import router as registry_router
 from mlservice.registry.service import ModelCache
+from mlservice.scheduler import apply_retention, build_scheduler
 from mlservice.settings import Settings
 from mlservice.training.router import router as training_router
 
@@ -64,7 +65,7 @@ def create_app(
     database: Database | None = None,
     queue: JobQueue | None = None,
     *,
-    warm_workers: bool = False,
+    background: bool = False,
 ) -> FastAPI:
     database = database or Database(settings.effective_database_url, timeout=settings.db_timeout)
     artifacts = ArtifactStore(settings.effective_artifacts_root)
@@ -76,13 +77,18 @@ def create_app(
             interrupted, queued = recover_interrupted(session)
         if interrupted:
             log.warning("%d job(s) were running when the server stopped; marked failed", interrupted)
-        if warm_workers:
-            queue.start()
+        scheduler = build_scheduler(settings, artifacts) if background else None
+        if background:
+            queue.start()  # spawn the workers now rather than on the first job
+            apply_retention(settings, artifacts)
+            scheduler.start()
         for job_id in queued:
             queue.enqueue(job_id)
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
             queue.shutdown()
             app.state.prediction_log.close()
 

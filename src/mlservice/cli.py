@@ -55,7 +55,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.service_host
     port = args.port or settings.service_port
     database = bootstrap(settings)
-    app = create_app(settings, database, warm_workers=True)
+    app = create_app(settings, database, background=True)
     ssl: dict[str, str] = {}
     if settings.use_https:
         for name, path in (("ML_SSL_CERT_FILE", settings.ssl_cert_file), ("ML_SSL_KEY_FILE", settings.ssl_key_file)):
