@@ -136,7 +136,7 @@ def test_torch_backend_cuda(adult_xy):
     if not torch_cuda_available():
         pytest.skip("no CUDA device")
     X, y = adult_xy
-    m = _small(device="auto", max_iter=5).fit(X, y)
+    m = _small(device="auto", max_iter=10, batch_size=32).fit(X, y)
     assert (m.backend_, m.device_) == ("torch", "cuda")
     assert (m.predict(X) == y).mean() > 0.7
     assert isinstance(m.coefs_[0], np.ndarray)  # served without torch

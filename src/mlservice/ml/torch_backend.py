@@ -36,6 +36,9 @@ class TorchTrainer:
         torch.manual_seed(seed)
         self.gen = torch.Generator(device="cpu").manual_seed(seed)
         self.batch = _batch_size(est.batch_size, n_samples)
+        if est.batch_size == "auto" and device == "cuda":
+            # small batches leave a GPU idle: "auto" means min(1024, n) there
+            self.batch = max(1, min(1024, n_samples))
         self.alpha = float(est.alpha)
         sizes = [None, *layers, n_classes]  # input size filled at first epoch
         self.sizes = sizes
@@ -66,7 +69,7 @@ class TorchTrainer:
                                        nesterov=True)
         else:
             self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr, betas=(0.9, 0.999),
-                                        eps=1e-8)
+                                        eps=1e-8, fused=self.dev.type == "cuda")
         self.loss_fn = nn.CrossEntropyLoss()
 
     def _rows(self, X: Any, idx: np.ndarray | slice) -> torch.Tensor:
@@ -80,36 +83,46 @@ class TorchTrainer:
 
     def epoch(self, X: Any, y: np.ndarray) -> float:
         n = X.shape[0]
+        sparse = sp.issparse(X)
         if self.model is None:
             self._build(X.shape[1])
-        if not sp.issparse(X) and self._X_key != id(X):
+        if not sparse and self._X_key != id(X):
             self._X_dev = torch.from_numpy(np.ascontiguousarray(X)).to(self.dev)
             self._X_key = id(X)
-            self._y_dev = torch.from_numpy(y.astype(np.int64)).to(self.dev)
-        if sp.issparse(X) and getattr(self, "_y_key", None) != id(y):
+        if getattr(self, "_y_key", None) != id(y):
             self._y_dev = torch.from_numpy(y.astype(np.int64)).to(self.dev)
             self._y_key = id(y)
         perm = torch.randperm(n, generator=self.gen)
-        perm_np = perm.numpy()
         perm_dev = perm.to(self.dev)
+        yp = self._y_dev.index_select(0, perm_dev)
+        # one gather per epoch, then every batch is a view
+        Xp = None if sparse else self._X_dev.index_select(0, perm_dev)
+        perm_np = perm.numpy() if sparse else None
         self.model.train()
-        total = torch.zeros((), device=self.dev)
+        losses, sizes = [], []
+        decay = self.alpha
         for start in range(0, n, self.batch):
-            sel = perm_dev[start : start + self.batch]
-            if sp.issparse(X):
-                xb = self._rows(X, perm_np[start : start + self.batch])
+            stop = min(start + self.batch, n)
+            if sparse:
+                xb = torch.from_numpy(X[perm_np[start:stop]].toarray()).to(self.dev)
             else:
-                xb = self._X_dev[sel]
-            yb = self._y_dev[sel]
-            out = self.model(xb)
-            m = xb.shape[0]
-            loss = self.loss_fn(out, yb)
-            if self.alpha:
-                loss = loss + 0.5 * self.alpha * sum((w * w).sum() for w in self.weights_only) / m
+                xb = Xp[start:stop]
+            loss = self.loss_fn(self.model(xb), yp[start:stop])
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
+            if decay:
+                # gradient of alpha/2 * ||W||^2 / batch (scikit-learn's L2 term), fused
+                torch._foreach_add_([w.grad for w in self.weights_only], self.weights_only,
+                                    alpha=decay / (stop - start))
             self.opt.step()
-            total += loss.detach() * m
+            losses.append(loss.detach())
+            sizes.append(stop - start)
+        with torch.no_grad():
+            m = torch.tensor(sizes, dtype=torch.float32, device=self.dev)
+            total = (torch.stack(losses) * m).sum()
+            if decay:
+                l2 = sum((w * w).sum() for w in self.weights_only)
+                total = total + 0.5 * decay * l2 * len(sizes)
         return float(total.item() / n)
 
     @torch.no_grad()

@@ -1,0 +1,93 @@
+"""Prediction latency: one-row predict from a dict with the engine's
+``TrainedModel.predict_records`` (pandas-free fast path) against the
+scikit-learn ``Pipeline(ColumnTransformer + MLPClassifier)`` design on a
+one-row DataFrame (BENCH_NOTES.md), same network (512, 256, 128), UCI Adult,
+measured in the same run; plus large-batch throughput of both.
+
+    .venv/bin/python bench/bench_engine_predict.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from sklearn.compose import ColumnTransformer  # noqa: E402
+from sklearn.impute import SimpleImputer  # noqa: E402
+from sklearn.neural_network import MLPClassifier  # noqa: E402
+from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
+from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
+
+from mlservice.ml import TrainingConfig, read_table, train  # noqa: E402
+
+ADULT_COLUMNS = [
+    "age", "workclass", "fnlwgt", "education", "education_num", "marital_status",
+    "occupation", "relationship", "race", "sex", "capital_gain", "capital_loss",
+    "hours_per_week", "native_country", "income",
+]
+
+
+def timeit(fn, n: int) -> np.ndarray:
+    for _ in range(min(50, n)):
+        fn()
+    out = np.empty(n)
+    for i in range(n):
+        t = time.perf_counter()
+        fn()
+        out[i] = time.perf_counter() - t
+    return out
+
+
+def main() -> None:
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    df = read_table(ROOT / "datasets/adult/adult.data", format="csv", column_names=ADULT_COLUMNS)
+    layers = (512, 256, 128)
+    ours = train(df, "income", TrainingConfig(hidden_layer_sizes=layers,
+                                              adaptive_architecture=False, max_iter=3))
+    X = df.drop(columns="income")
+    num = [c for c in X.columns if X[c].dtype.kind in "if"]
+    cat = [c for c in X.columns if c not in num]
+    pre = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), num),
+        ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
+                              OneHotEncoder(handle_unknown="ignore")), cat),
+    ])
+    ref = Pipeline([("pre", pre), ("mlp", MLPClassifier(layers, max_iter=3, random_state=0))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref.fit(X, df["income"])
+
+    rec = X.iloc[[7]].to_dict("records")
+    row = X.iloc[[7]]
+    t_ours = timeit(lambda: ours.predict_records(rec), 3000)
+    t_ref = timeit(lambda: ref.predict_proba(row), 300)
+    print("\n## one row, UCI Adult, MLP (512, 256, 128)")
+    print(f"  ours predict_records(dict): median {np.median(t_ours) * 1e6:7.1f} µs, "
+          f"p99 {np.percentile(t_ours, 99) * 1e6:7.1f} µs")
+    print(f"  sklearn Pipeline 1-row DataFrame: median {np.median(t_ref) * 1e6:7.1f} µs, "
+          f"p99 {np.percentile(t_ref, 99) * 1e6:7.1f} µs")
+    print(f"  speed-up {np.median(t_ref) / np.median(t_ours):.1f}x")
+
+    big = pd.concat([X] * 4, ignore_index=True).iloc[:100_000]
+    t = time.perf_counter()
+    ours.predict_frame(big)
+    t1 = time.perf_counter() - t
+    t = time.perf_counter()
+    ref.predict_proba(big)
+    t2 = time.perf_counter() - t
+    print("\n## 100,000 rows in one batch")
+    print(f"  ours predict_frame: {100_000 / t1:,.0f} rows/s; sklearn Pipeline: "
+          f"{100_000 / t2:,.0f} rows/s; ratio {t2 / t1:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
