@@ -232,6 +232,10 @@ class AdaptiveMLPClassifier(ClassifierMixin, BaseEstimator):
     ``backend="torch"``); ``"cuda"`` requires PyTorch and a GPU
     (:class:`~mlservice.ml.errors.BackendUnavailable` otherwise).
 
+    ``batch_size="auto"`` is ``min(200, n)`` (scikit-learn's rule), except
+    for PyTorch on CUDA where it is ``min(1024, n)``: small batches leave a
+    GPU idle (measured on an H200: 0.58 s vs 0.07 s per epoch on 50,000 rows).
+
     Early stopping (``early_stopping=True``) holds out a stratified
     ``validation_fraction`` of the rows, stops after ``n_iter_no_change``
     epochs without a validation-accuracy gain above ``tol`` and restores the
