@@ -58,19 +58,19 @@ def _resolve(app_state, secret: str) -> Principal:  # type: ignore[no-untyped-de
     database = app_state.database
     now = utcnow()
     system_token = settings.admin_api_token
-    with database.session() as session:
-        try:
-            if system_token is not None and hmac.compare_digest(
-                secret.encode(), system_token.get_secret_value().encode()
-            ):
+    try:
+        if system_token is not None and hmac.compare_digest(
+            secret.encode(), system_token.get_secret_value().encode()
+        ):
+            with database.session() as session:
                 user = service.system_token_user(session)
                 return Principal(user.id, user.username, Tier(user.tier), "system")
-            token, user = service.resolve_secret(session, secret, now)
-        except TokenRejected as rejected:
-            raise Unauthorized(f"invalid token: {rejected.reason}", code="invalid_token") from None
-        principal = Principal(user.id, user.username, Tier(user.tier), token.kind, token.id)
-        stale = service.needs_touch(token, now)
-    if stale:
+        with database.engine.connect() as connection:
+            resolved = service.resolve_secret(connection, secret, now)
+    except TokenRejected as rejected:
+        raise Unauthorized(f"invalid token: {rejected.reason}", code="invalid_token") from None
+    principal = resolved.principal
+    if service.needs_touch(resolved.last_used_at, now):
         try:
             with database.session(write=True) as session:
                 service.touch_token(session, principal.token_id, now)

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -41,7 +42,7 @@ class ServedVersion:
     bundle_path: str
     log_features: tuple[tuple[str, str], ...]
 
-    @property
+    @cached_property
     def log_schema(self) -> pa.Schema:
         return prediction_log.feature_schema(self.log_features)
 
@@ -111,9 +112,8 @@ def predict_sync(
         prediction = model.predict_records(records)
     except MissingColumnsError as exc:
         raise _missing_columns_error(exc) from None
-    inputs = pd.DataFrame.from_records(records, columns=[name for name, _ in served.log_features])
-    table = prediction_log.build_table(
-        served.log_schema, inputs, version=served.version, labels=prediction.labels,
+    table = prediction_log.build_table_from_records(
+        served.log_schema, records, version=served.version, labels=prediction.labels,
         confidences=prediction.confidences, job_id=None, user_id=principal.user_id,
     )
     log_writer.append(model_key, table)
