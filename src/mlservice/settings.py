@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     client_data_confidence_threshold: float = Field(0.8, ge=0, le=1)
     retraining_accuracy_drop_threshold: float = Field(-0.05, ge=-1, le=1)
     auto_retrain: bool = True
+    retrain_cooldown_hours: float = Field(24.0, ge=0)
 
     # ML parameters
     hidden_layer_sizes: LayerSizes = (512, 256, 128)

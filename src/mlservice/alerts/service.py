@@ -1,0 +1,100 @@
+"""Alerts: raised by drift checks, failed jobs, rejected retrains and security monitoring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mlservice.alerts.models import Alert
+from mlservice.auth.service import Principal
+from mlservice.db import Database, utcnow
+from mlservice.errors import Conflict, NotFound
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+def raise_alert(
+    session: Session,
+    *,
+    kind: str,
+    severity: str,
+    dedup_key: str,
+    message: str,
+    model_key: str | None = None,
+    link: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
+    admin_only: bool = False,
+) -> Alert:
+    """Open a new alert, or refresh the open one with the same ``dedup_key`` (an acknowledged
+    alert that fires again becomes active again: the condition is back)."""
+    alert = session.scalars(
+        select(Alert).where(Alert.dedup_key == dedup_key, Alert.status != "resolved")
+    ).first()
+    now = utcnow()
+    if alert is None:
+        alert = Alert(
+            kind=kind, severity=severity, status="active", dedup_key=dedup_key, model_key=model_key,
+            message=message, link=link or {}, details=details or {}, occurrences=1,
+            admin_only=admin_only, first_seen_at=now, last_seen_at=now,
+        )
+        session.add(alert)
+    else:
+        alert.occurrences += 1
+        alert.last_seen_at = now
+        alert.message = message
+        alert.severity = max(alert.severity, severity, key=SEVERITIES.index)
+        alert.link = link or alert.link
+        alert.details = details or alert.details
+        alert.status = "active"
+        alert.acknowledged_at = None
+        alert.acknowledged_by = None
+    session.flush()
+    return alert
+
+
+def raise_alert_now(database: Database, **kwargs: Any) -> int:
+    with database.session(write=True) as session:
+        return raise_alert(session, **kwargs).id
+
+
+def resolve(session: Session, dedup_key: str) -> None:
+    for alert in session.scalars(select(Alert).where(Alert.dedup_key == dedup_key, Alert.status != "resolved")):
+        alert.status = "resolved"
+
+
+def list_alerts(
+    session: Session,
+    principal: Principal,
+    *,
+    status: str | None,
+    kind: str | None,
+    model_key: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Alert], int]:
+    query = select(Alert)
+    if status:
+        query = query.where(Alert.status == status)
+    if kind:
+        query = query.where(Alert.kind == kind)
+    if model_key:
+        query = query.where(Alert.model_key == model_key)
+    if not principal.is_admin:
+        query = query.where(Alert.admin_only.is_(False))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Alert.last_seen_at.desc(), Alert.id.desc()).limit(limit).offset(offset)).all()
+    return list(rows), total
+
+
+def acknowledge(session: Session, principal: Principal, alert_id: int) -> Alert:
+    alert = session.get(Alert, alert_id)
+    if alert is None or (alert.admin_only and not principal.is_admin):
+        raise NotFound(f"alert {alert_id} does not exist")
+    if alert.status != "active":
+        raise Conflict(f"alert {alert_id} is already {alert.status}", code="alert_not_active")
+    alert.status = "acknowledged"
+    alert.acknowledged_at = utcnow()
+    alert.acknowledged_by = principal.user_id
+    return alert
