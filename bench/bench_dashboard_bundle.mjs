@@ -13,7 +13,10 @@
  * Chromium at CHROME_PATH (default /usr/bin/chromium). Without --url it
  * serves frontend/out itself and audits /login/ only (/ needs a session);
  * with --url http://127.0.0.1:PORT --user U --password P (a running
- * `mlservice serve` that serves the dashboard) it signs in and audits both.
+ * `mlservice serve` that serves the dashboard) it signs in and audits both;
+ * add --gzip to serve the export compressed from a local proxy in front of
+ * that backend (what a deployment with compression gets), --desktop for
+ * Lighthouse's desktop preset instead of the default mobile one.
  *
  * --reference builds, in a temporary folder with frontend/node_modules, the
  * reference of BENCH_NOTES.md (an empty app-router page with one button) and
@@ -21,12 +24,12 @@
  *
  * Usage:
  *   node bench/bench_dashboard_bundle.mjs [--out frontend/out] [--json] [--reference]
- *        [--lighthouse [--url URL --user U --password P]]
+ *        [--lighthouse [--desktop] [--url URL --user U --password P [--gzip]]]
  * Exit status 1 when a budget is exceeded (login ≤ 105 KB, app ≤ 130 KB).
  */
 import { readFileSync, existsSync, readdirSync, statSync, mkdtempSync, rmSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { dirname, join, extname, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -144,13 +147,27 @@ function buildReference() {
 
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.txt': 'text/plain', '.json': 'application/json' };
 
-function serveStatic(root) {
+/**
+ * Serve the export gzip-compressed (as a production server or proxy would),
+ * passing every other path to `backend` when given (API calls, /docs).
+ */
+function serveStatic(root, backend) {
   const server = createServer((req, res) => {
     let path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     if (path.endsWith('/')) path += 'index.html';
     const file = join(root, path);
     if (!file.startsWith(root) || !existsSync(file) || statSync(file).isDirectory()) {
-      res.writeHead(404).end('not found');
+      if (!backend) {
+        res.writeHead(404).end('not found');
+        return;
+      }
+      const target = new URL(req.url, backend);
+      const up = httpRequest(target, { method: req.method, headers: { ...req.headers, host: target.host } }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      });
+      up.on('error', () => res.writeHead(502).end('backend unreachable'));
+      req.pipe(up);
       return;
     }
     const body = readFileSync(file);
@@ -186,6 +203,8 @@ async function runLighthouse(targets) {
   } catch (e) {
     throw new Error(`lighthouse not installed: run \`npm ci\` in frontend/ (${e.message})`);
   }
+  // Default: Lighthouse's mobile preset (4x CPU slowdown, slow 4G); --desktop for its desktop preset.
+  const config = flag('--desktop') ? (await import(require.resolve('lighthouse/core/config/desktop-config.js'))).default : undefined;
   const userDataDir = mkdtempSync(join(tmpdir(), 'lh-chrome-'));
   const chrome = await chromeLauncher.launch({
     chromePath: process.env.CHROME_PATH || '/usr/bin/chromium',
@@ -196,11 +215,13 @@ async function runLighthouse(targets) {
   try {
     for (const t of targets) {
       const flags = { port: chrome.port, output: 'json', logLevel: 'error', onlyCategories: ['performance', 'accessibility', 'best-practices'], extraHeaders: t.headers };
-      const r = await lighthouse(t.url, flags);
+      const r = await lighthouse(t.url, flags, config);
       const c = r.lhr.categories;
       const a = r.lhr.audits;
       results.push({
         page: t.page,
+        preset: flag('--desktop') ? 'desktop' : 'mobile',
+        via: t.via,
         url: t.url,
         final_url: r.lhr.finalDisplayedUrl,
         performance: Math.round(c.performance.score * 100),
@@ -246,15 +267,23 @@ if (flag('--lighthouse')) {
   try {
     let targets;
     if (url) {
-      const base = url.replace(/\/+$/, '');
-      const cookie = await signIn(base, opt('--user', 'admin'), opt('--password', process.env.ML_ADMIN_PASSWORD ?? ''));
+      const backend = url.replace(/\/+$/, '');
+      const cookie = await signIn(backend, opt('--user', 'admin'), opt('--password', process.env.ML_ADMIN_PASSWORD ?? ''));
+      // --gzip: serve the export compressed from here, the API passed through to the backend.
+      let base = backend;
+      let via = 'backend';
+      if (flag('--gzip')) {
+        server = await serveStatic(OUT, backend);
+        base = `http://127.0.0.1:${server.address().port}`;
+        via = 'gzip proxy';
+      }
       targets = [
-        { page: 'login', url: `${base}/login/` },
-        { page: 'app', url: `${base}/`, headers: { Cookie: cookie } },
+        { page: 'login', url: `${base}/login/`, via },
+        { page: 'app', url: `${base}/`, headers: { Cookie: cookie }, via },
       ];
     } else {
       server = await serveStatic(OUT);
-      targets = [{ page: 'login', url: `http://127.0.0.1:${server.address().port}/login/` }];
+      targets = [{ page: 'login', url: `http://127.0.0.1:${server.address().port}/login/`, via: 'gzip static' }];
     }
     report.lighthouse = await runLighthouse(targets);
   } finally {
@@ -280,7 +309,7 @@ if (flag('--json')) {
   console.log('  on-demand chunks (tabs), gzip KB: ' + report.lazy_chunks.map((c) => `${c.file}=${c.gzip_kb}`).join(', '));
   for (const l of report.lighthouse ?? []) {
     console.log(
-      `  lighthouse ${l.page.padEnd(5)} perf ${l.performance}  a11y ${l.accessibility}  best-practices ${l.best_practices}` +
+      `  lighthouse ${l.page.padEnd(5)} ${l.preset} via ${l.via}: perf ${l.performance}  a11y ${l.accessibility}  best-practices ${l.best_practices}` +
         `  (FCP ${l.fcp_ms} ms, LCP ${l.lcp_ms} ms, TBT ${l.tbt_ms} ms, CLS ${l.cls}, TTI ${l.tti_ms} ms)` +
         (l.failed_a11y.length ? `  failed a11y: ${l.failed_a11y.join(', ')}` : ''),
     );

@@ -166,7 +166,8 @@ describe('dashboard e2e (real backend, headless Chromium)', { timeout: 180_000 }
     await page.getByLabel('Username').fill(ADMIN);
     await page.getByLabel('Password').fill('not-the-password');
     await page.getByLabel('Password').press('Enter');
-    const alert = page.getByRole('alert');
+    // (Not getByRole('alert'): Next's route announcer is one too.)
+    const alert = page.locator('#login-error[role="alert"]');
     await alert.waitFor();
     assert.match(await alert.innerText(), /wrong username or password/i);
     assert.match(page.url(), /\/login\/$/);

@@ -42,6 +42,9 @@ export function App() {
 
   useEffect(() => {
     applyTheme(getPrefs().theme);
+    // Fetch the current tab's code while the session check is in flight.
+    const id = window.location.hash.replace(/^#\/?/, '').toLowerCase();
+    void (TABS.find((t) => t.id === id) ?? TABS[0]).load().catch(() => undefined);
   }, []);
 
   useEffect(() => {
@@ -83,17 +86,27 @@ export function App() {
   }, []);
 
   if (!user) {
+    // The same frame as the signed-in shell, so nothing jumps when it fills in.
     return (
-      <main className="login-page">
-        {error ? (
-          <div className="login-card">
-            <ErrorBox message={error} onRetry={() => setAttempt((a) => a + 1)} />
-            <a href="/login/">Go to sign in</a>
-          </div>
-        ) : (
-          <Loading label="Checking your session…" />
-        )}
-      </main>
+      <div className="shell">
+        <Sidebar tabs={[]} current={undefined} />
+        <div className="main">
+          <header className="topbar">
+            <h1>ML Service</h1>
+          </header>
+          <main id="content" className="content">
+            {error ? (
+              <>
+                <ErrorBox message={error} onRetry={() => setAttempt((a) => a + 1)} />
+                <a href="/login/">Go to sign in</a>
+              </>
+            ) : (
+              <Loading label="Checking your session…" />
+            )}
+          </main>
+        </div>
+        <CookieConsent />
+      </div>
     );
   }
 

@@ -13,7 +13,7 @@ interface Props {
 export function Sidebar({ tabs, current, version }: Props) {
   return (
     <aside className="sidebar">
-      <a className="brand" href="#overview">
+      <a className="brand" href="#overview" aria-label="ML Service: overview">
         <Logo />
         <span>ML Service</span>
       </a>

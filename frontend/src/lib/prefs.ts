@@ -67,8 +67,12 @@ export function writePrefs(kv: KV | null, next: Prefs): Prefs {
   return next;
 }
 
-/** The inline <head> script applies the stored theme before first paint (no flash). */
-export const THEME_BOOT_SCRIPT = `try{if(localStorage.getItem('${CONSENT_KEY}')==='all'){var t=localStorage.getItem('${THEME_KEY}');if(t==='light'||t==='dark')document.documentElement.dataset.theme=t}}catch(e){}`;
+/**
+ * The inline <head> script, before first paint: applies a consented stored
+ * theme, and marks <html> "consented" once a choice exists so the banner,
+ * present in the static HTML, stays hidden (no flash either way).
+ */
+export const THEME_BOOT_SCRIPT = `try{var c=localStorage.getItem('${CONSENT_KEY}'),d=document.documentElement;if(c)d.classList.add('consented');if(c==='all'){var t=localStorage.getItem('${THEME_KEY}');if(t==='light'||t==='dark')d.dataset.theme=t}}catch(e){}`;
 
 export function applyTheme(theme: Theme, root: { dataset: DOMStringMap } | null = typeof document !== 'undefined' ? document.documentElement : null): void {
   if (!root) return;
@@ -78,7 +82,9 @@ export function applyTheme(theme: Theme, root: { dataset: DOMStringMap } | null 
 
 // ---- the store -------------------------------------------------------------
 
-const SERVER_PREFS: Prefs = { consent: 'necessary', theme: 'system' };
+// The static HTML carries the banner (consent unknown at build time); the boot
+// script hides it for visitors who already chose.
+const SERVER_PREFS: Prefs = { consent: null, theme: 'system' };
 let state: Prefs | null = null;
 const listeners = new Set<() => void>();
 
@@ -95,7 +101,7 @@ export function getPrefs(): Prefs {
   return state;
 }
 
-/** During prerender (and hydration) pretend consent is settled so no banner flashes. */
+/** Prerender and hydration use this; the client value follows right after. */
 export function getServerPrefs(): Prefs {
   return SERVER_PREFS;
 }

@@ -77,12 +77,23 @@ describe('consent-gated preferences (GDPR)', () => {
 
     const kv = new MemKV();
     writePrefs(kv, { consent: 'all', theme: 'dark' });
-    const doc = { documentElement: { dataset: {} as DOMStringMap } };
-    new Function('localStorage', 'document', THEME_BOOT_SCRIPT)(kv, doc);
+    const fakeDoc = () => {
+      const classes = new Set<string>();
+      return { classes, documentElement: { dataset: {} as DOMStringMap, classList: { add: (c: string) => classes.add(c) } } };
+    };
+    const boot = (store: KV) => {
+      const doc = fakeDoc();
+      new Function('localStorage', 'document', THEME_BOOT_SCRIPT)(store, doc);
+      return doc;
+    };
+    const doc = boot(kv);
     expect(doc.documentElement.dataset.theme).toBe('dark');
+    expect(doc.classes.has('consented')).toBe(true);
     writePrefs(kv, { consent: 'necessary', theme: 'dark' });
-    const doc2 = { documentElement: { dataset: {} as DOMStringMap } };
-    new Function('localStorage', 'document', THEME_BOOT_SCRIPT)(kv, doc2);
+    const doc2 = boot(kv);
     expect(doc2.documentElement.dataset.theme).toBeUndefined();
+    expect(doc2.classes.has('consented')).toBe(true);
+    // First visit: the banner in the static HTML stays visible.
+    expect(boot(new MemKV()).classes.has('consented')).toBe(false);
   });
 });

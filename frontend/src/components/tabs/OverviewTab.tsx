@@ -6,7 +6,7 @@ import type { Health } from '@/api/types';
 import { formatDate, formatMemory, formatUptime } from '@/lib/format';
 import { TIER_LABEL } from '@/lib/permissions';
 import { useApi } from '@/lib/useApi';
-import { ErrorBox, Loading } from '../Status';
+import { ErrorBox } from '../Status';
 import type { TabProps } from './registry';
 
 const REFRESH_MS = 30_000;
@@ -22,6 +22,24 @@ function Card({ label, children, testid }: { label: string; children: ReactNode;
 
 function dotClass(ok: boolean | undefined) {
   return ok === undefined ? 'dot' : ok ? 'dot dot-ok' : 'dot dot-bad';
+}
+
+const PLACEHOLDER_LABELS = ['Status', 'Version', 'Uptime', 'Database', 'GPU'];
+
+/** Same cards, same size, before /health answers: nothing moves when it does. */
+function PlaceholderCards() {
+  return (
+    <>
+      {PLACEHOLDER_LABELS.map((label) => (
+        <Card key={label} label={label}>
+          <p className="stat-value" aria-hidden="true">
+            …
+          </p>
+          <p className="muted">Loading…</p>
+        </Card>
+      ))}
+    </>
+  );
 }
 
 export function HealthCards({ h }: { h: Health }) {
@@ -91,9 +109,8 @@ export default function OverviewTab({ user }: TabProps) {
         </button>
       </div>
       <ErrorBox message={h.error} onRetry={reload} />
-      {!h.data && h.loading && <Loading label="Loading service health…" />}
-      <div className="cards">
-        {h.data && <HealthCards h={h.data} />}
+      <div className="cards" aria-busy={!h.data && h.loading}>
+        {h.data ? <HealthCards h={h.data} /> : <PlaceholderCards />}
         <Card label="Signed in as" testid="card-user">
           <p className="stat-value">{user.username}</p>
           <p className="muted">

@@ -123,7 +123,14 @@ export default function UsersTab({ user: actor }: TabProps) {
       />
       <section className="card" aria-labelledby="users-h">
         <h2 id="users-h">
-          Users {data && <span className="badge">{data.total}</span>}
+          <span>
+            Users
+            {data && (
+              <span className="badge" aria-label={`${data.total} in total`}>
+                {data.total}
+              </span>
+            )}
+          </span>
           <button type="button" className="btn btn-sm" onClick={list.reload} disabled={list.loading}>
             Refresh
           </button>
