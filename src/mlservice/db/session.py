@@ -16,4 +16,7 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent. With the default ("request") FastAPI
+# runs the exit code after sending, so a fast client could use what it was just told about
+# (a login token, a revoked token) before the commit.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
