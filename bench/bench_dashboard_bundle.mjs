@@ -113,10 +113,13 @@ function lazyChunks(firstLoad) {
 
 // ---- reference: an empty page, built now with the same toolchain -------------
 
+let referenceDir = null;
+
 function buildReference() {
   const fe = join(ROOT, 'frontend');
   const dir = mkdtempSync(join(tmpdir(), 'dash-ref-'));
-  try {
+  referenceDir = dir; // kept for Lighthouse; removed at the end
+  {
     mkdirSync(join(dir, 'src', 'app'), { recursive: true });
     symlinkSync(join(fe, 'node_modules'), join(dir, 'node_modules'), 'dir');
     const pkg = JSON.parse(readFileSync(join(fe, 'package.json'), 'utf8'));
@@ -138,8 +141,6 @@ function buildReference() {
     const html = readFileSync(join(dir, 'out', 'index.html'), 'utf8');
     const bytes = scriptsOf(html).reduce((a, src) => a + gz(readFileSync(join(dir, 'out', src.split(/[?#]/)[0]))), 0);
     return { first_load_js_gzip_bytes: bytes, first_load_js_gzip_kb: +(bytes / KB).toFixed(1) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -232,6 +233,9 @@ async function runLighthouse(targets) {
         tbt_ms: Math.round(a['total-blocking-time'].numericValue),
         cls: +a['cumulative-layout-shift'].numericValue.toFixed(3),
         tti_ms: Math.round(a.interactive?.numericValue ?? NaN),
+        observed_fcp_ms: Math.round(a.metrics?.details?.items?.[0]?.observedFirstContentfulPaint ?? NaN),
+        observed_lcp_ms: Math.round(a.metrics?.details?.items?.[0]?.observedLargestContentfulPaint ?? NaN),
+        lcp_element: a['largest-contentful-paint-element']?.details?.items?.[0]?.items?.[0]?.node?.snippet ?? null,
         failed_a11y: Object.values(a)
           .filter((x) => x.score === 0 && r.lhr.categories.accessibility.auditRefs.some((ref) => ref.id === x.id))
           .map((x) => x.id),
@@ -264,6 +268,7 @@ if (flag('--reference')) {
 if (flag('--lighthouse')) {
   const url = opt('--url');
   let server;
+  let refServer;
   try {
     let targets;
     if (url) {
@@ -285,11 +290,17 @@ if (flag('--lighthouse')) {
       server = await serveStatic(OUT);
       targets = [{ page: 'login', url: `http://127.0.0.1:${server.address().port}/login/`, via: 'gzip static' }];
     }
+    if (referenceDir) {
+      refServer = await serveStatic(join(referenceDir, 'out'));
+      targets.unshift({ page: 'reference', url: `http://127.0.0.1:${refServer.address().port}/`, via: 'gzip static' });
+    }
     report.lighthouse = await runLighthouse(targets);
   } finally {
     server?.close();
+    refServer?.close();
   }
 }
+if (referenceDir) rmSync(referenceDir, { recursive: true, force: true });
 
 if (flag('--json')) {
   console.log(JSON.stringify(report, null, 2));
@@ -309,7 +320,7 @@ if (flag('--json')) {
   console.log('  on-demand chunks (tabs), gzip KB: ' + report.lazy_chunks.map((c) => `${c.file}=${c.gzip_kb}`).join(', '));
   for (const l of report.lighthouse ?? []) {
     console.log(
-      `  lighthouse ${l.page.padEnd(5)} ${l.preset} via ${l.via}: perf ${l.performance}  a11y ${l.accessibility}  best-practices ${l.best_practices}` +
+      `  lighthouse ${l.page.padEnd(9)} ${l.preset} via ${l.via}: perf ${l.performance}  a11y ${l.accessibility}  best-practices ${l.best_practices}` +
         `  (FCP ${l.fcp_ms} ms, LCP ${l.lcp_ms} ms, TBT ${l.tbt_ms} ms, CLS ${l.cls}, TTI ${l.tti_ms} ms)` +
         (l.failed_a11y.length ? `  failed a11y: ${l.failed_a11y.join(', ')}` : ''),
     );

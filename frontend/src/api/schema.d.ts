@@ -213,6 +213,164 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/datasets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Datasets */
+        get: operations["list_datasets_datasets_get"];
+        put?: never;
+        /** Upload Dataset */
+        post: operations["upload_dataset_datasets_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/datasets/{dataset_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Dataset */
+        get: operations["get_dataset_datasets__dataset_id__get"];
+        put?: never;
+        post?: never;
+        /** Delete Dataset */
+        delete: operations["delete_dataset_datasets__dataset_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/drift/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Check */
+        post: operations["check_drift_check_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/drift/daily-reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Reports */
+        get: operations["list_reports_drift_daily_reports_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/drift/reports/{report_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Report */
+        get: operations["get_report_drift_reports__report_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Events
+         * @description Admins see every event; other users their own.
+         */
+        get: operations["list_events_events_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/events/{event_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Event */
+        get: operations["get_event_events__event_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/events/by-ip/{ip}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Events By Ip */
+        get: operations["events_by_ip_events_by_ip__ip__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/events/suspicious": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Suspicious Events */
+        get: operations["suspicious_events_events_suspicious_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -230,16 +388,616 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/health/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Alerts */
+        get: operations["list_alerts_health_alerts_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/health/alerts/{alert_id}/ack": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Acknowledge */
+        post: operations["acknowledge_health_alerts__alert_id__ack_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Jobs */
+        get: operations["list_jobs_jobs_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{job_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Job */
+        get: operations["get_job_jobs__job_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{job_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel Job */
+        post: operations["cancel_job_jobs__job_id__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Models */
+        get: operations["list_models_models_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models/{model_key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Model */
+        get: operations["get_model_models__model_key__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models/{model_key}/predict": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Predict Sync */
+        post: operations["predict_sync_models__model_key__predict_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models/{model_key}/retrain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retrain
+         * @description Train a challenger now (same rules as the automatic retrain, without the cool-down).
+         */
+        post: operations["retrain_models__model_key__retrain_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models/{model_key}/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Rollback */
+        post: operations["rollback_models__model_key__rollback_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models/{model_key}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Version */
+        get: operations["get_version_models__model_key__versions__version__get"];
+        put?: never;
+        post?: never;
+        /** Delete Version */
+        delete: operations["delete_version_models__model_key__versions__version__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models/{model_key}/versions/{version}/promote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Promote */
+        post: operations["promote_models__model_key__versions__version__promote_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/predict": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Predict Async */
+        post: operations["predict_async_predict_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/predict/{job_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Predict Results */
+        get: operations["predict_results_predict__job_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/predict/{job_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export Predictions */
+        get: operations["export_predictions_predict__job_id__export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/predict/{job_id}/feedback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Feedback */
+        post: operations["feedback_predict__job_id__feedback_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/quality": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Quality Check */
+        post: operations["quality_check_quality_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/train": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Train */
+        post: operations["train_train_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AlertRead */
+        AlertRead: {
+            /** Acknowledged At */
+            acknowledged_at: string | null;
+            /** Acknowledged By */
+            acknowledged_by: number | null;
+            /** Details */
+            details: {
+                [key: string]: unknown;
+            };
+            /**
+             * First Seen At
+             * Format: date-time
+             */
+            first_seen_at: string;
+            /** Id */
+            id: number;
+            /** Kind */
+            kind: string;
+            /**
+             * Last Seen At
+             * Format: date-time
+             */
+            last_seen_at: string;
+            /** Link */
+            link: {
+                [key: string]: unknown;
+            };
+            /** Message */
+            message: string;
+            /** Model Key */
+            model_key: string | null;
+            /** Occurrences */
+            occurrences: number;
+            /** Severity */
+            severity: string;
+            /** Status */
+            status: string;
+        };
+        /** Body_upload_dataset_datasets_post */
+        Body_upload_dataset_datasets_post: {
+            /**
+             * File
+             * @description CSV, JSON, JSON Lines or Parquet
+             */
+            file: string;
+            /** Name */
+            name?: string | null;
+        };
+        /** ChangeRead */
+        ChangeRead: {
+            /** Action */
+            action: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Previous Version */
+            previous_version: string | null;
+            /** User Id */
+            user_id: number | null;
+            /** Version */
+            version: string | null;
+        };
         /** DatabaseHealth */
         DatabaseHealth: {
             /** Backend */
             backend: string;
             /** Ok */
             ok: boolean;
+        };
+        /** DatasetColumn */
+        DatasetColumn: {
+            /** Missing Share */
+            missing_share?: number | null;
+            /** Name */
+            name: string;
+            /** Reason */
+            reason?: string | null;
+            /** Type */
+            type: string;
+        };
+        /** DatasetDetail */
+        DatasetDetail: {
+            /** Columns */
+            columns: components["schemas"]["DatasetColumn"][];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Filename */
+            filename: string | null;
+            /** Format */
+            format: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Preview */
+            preview: {
+                [key: string]: unknown;
+            }[];
+            /** Rows */
+            rows: number;
+            /** Size Bytes */
+            size_bytes: number;
+            /** User Id */
+            user_id: number | null;
+        };
+        /** DatasetRead */
+        DatasetRead: {
+            /** Columns */
+            columns: components["schemas"]["DatasetColumn"][];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Filename */
+            filename: string | null;
+            /** Format */
+            format: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Rows */
+            rows: number;
+            /** Size Bytes */
+            size_bytes: number;
+            /** User Id */
+            user_id: number | null;
+        };
+        /** DriftCheckRequest */
+        DriftCheckRequest: {
+            /**
+             * Data
+             * @description check these records instead of the log
+             */
+            data?: {
+                [key: string]: unknown;
+            }[] | null;
+            /**
+             * Dataset Id
+             * @description check an uploaded dataset instead of the log
+             */
+            dataset_id?: string | null;
+            /**
+             * Last Days
+             * @description instead of since: the last N days
+             */
+            last_days?: number | null;
+            /** Model Key */
+            model_key: string;
+            /**
+             * Since
+             * @description default: the end of the last check's window
+             */
+            since?: string | null;
+            /**
+             * Until
+             * @description default: now
+             */
+            until?: string | null;
+            /**
+             * Version
+             * @description default: the active version
+             */
+            version?: string | null;
+        };
+        /** EventDetail */
+        EventDetail: {
+            /** Auth Kind */
+            auth_kind: string | null;
+            /** Client Ip */
+            client_ip: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Duration Ms */
+            duration_ms: number | null;
+            /** Id */
+            id: number;
+            /** Input */
+            input: {
+                [key: string]: unknown;
+            } | null;
+            /** Job Id */
+            job_id: string | null;
+            /** Message */
+            message: string | null;
+            /** Method */
+            method: string | null;
+            /** Model Key */
+            model_key: string | null;
+            /** Model Version */
+            model_version: string | null;
+            /** Outcome */
+            outcome: string;
+            /** Output */
+            output: {
+                [key: string]: unknown;
+            } | null;
+            /** Path */
+            path: string | null;
+            /** Reasons */
+            reasons: string[];
+            /** Source */
+            source: string;
+            /** Status Code */
+            status_code: number | null;
+            /** Suspicious */
+            suspicious: boolean;
+            /** Token Id */
+            token_id: number | null;
+            /** Type */
+            type: string;
+            /** User Agent */
+            user_agent: string | null;
+            /** User Id */
+            user_id: number | null;
+            /** Username */
+            username: string | null;
+        };
+        /** EventRead */
+        EventRead: {
+            /** Auth Kind */
+            auth_kind: string | null;
+            /** Client Ip */
+            client_ip: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Duration Ms */
+            duration_ms: number | null;
+            /** Id */
+            id: number;
+            /** Job Id */
+            job_id: string | null;
+            /** Message */
+            message: string | null;
+            /** Method */
+            method: string | null;
+            /** Model Key */
+            model_key: string | null;
+            /** Model Version */
+            model_version: string | null;
+            /** Outcome */
+            outcome: string;
+            /** Path */
+            path: string | null;
+            /** Reasons */
+            reasons: string[];
+            /** Source */
+            source: string;
+            /** Status Code */
+            status_code: number | null;
+            /** Suspicious */
+            suspicious: boolean;
+            /** Token Id */
+            token_id: number | null;
+            /** Type */
+            type: string;
+            /** User Agent */
+            user_agent: string | null;
+            /** User Id */
+            user_id: number | null;
+            /** Username */
+            username: string | null;
+        };
+        /** FeedbackItem */
+        FeedbackItem: {
+            /** Label */
+            label: string | number | boolean;
+            /** Row */
+            row: number;
+        };
+        /** FeedbackRead */
+        FeedbackRead: {
+            /** Job Id */
+            job_id: string;
+            /** Labelled Rows */
+            labelled_rows: number;
+            /** Realised Accuracy */
+            realised_accuracy: number | null;
+        };
+        /** FeedbackRequest */
+        FeedbackRequest: {
+            /** Labels */
+            labels: components["schemas"]["FeedbackItem"][];
         };
         /** HealthRead */
         HealthRead: {
@@ -256,6 +1014,87 @@ export interface components {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
         };
+        /** JobCreated */
+        JobCreated: {
+            /** Job Id */
+            job_id: string;
+        };
+        /** JobRead */
+        JobRead: {
+            /** Cancel Requested */
+            cancel_requested: boolean;
+            /** Client Ip */
+            client_ip: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Details */
+            details: {
+                [key: string]: unknown;
+            };
+            /** Duration S */
+            duration_s: number | null;
+            /** Error */
+            error: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /** Id */
+            id: string;
+            /** Model Key */
+            model_key: string | null;
+            /** Model Version */
+            model_version: string | null;
+            /** Progress */
+            progress: number;
+            /** Result */
+            result: {
+                [key: string]: unknown;
+            } | null;
+            /** Source */
+            source: string;
+            /** Stage */
+            stage: string | null;
+            /** Stages */
+            stages: components["schemas"]["JobStage"][];
+            /** Started At */
+            started_at: string | null;
+            /** Status */
+            status: string;
+            /** Type */
+            type: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** User Agent */
+            user_agent: string | null;
+            /** User Id */
+            user_id: number | null;
+        };
+        /** JobStage */
+        JobStage: {
+            /** Finished At */
+            finished_at?: string | null;
+            /** Name */
+            name: string;
+            /** Started At */
+            started_at?: string | null;
+            /** Status */
+            status: string;
+        };
+        /**
+         * JobStatus
+         * @enum {string}
+         */
+        JobStatus: "queued" | "running" | "completed" | "failed" | "cancelled";
+        /**
+         * JobType
+         * @enum {string}
+         */
+        JobType: "train" | "predict" | "quality" | "drift" | "retrain" | "other";
         /** LoginRequest */
         LoginRequest: {
             /** Password */
@@ -279,6 +1118,116 @@ export interface components {
              */
             token_type: "bearer";
             user: components["schemas"]["UserBrief"];
+        };
+        /** ModelDetail */
+        ModelDetail: {
+            /** Active Version */
+            active_version: string | null;
+            /** Changes */
+            changes: components["schemas"]["ChangeRead"][];
+            /** Column Schema */
+            column_schema: {
+                [key: string]: unknown;
+            } | null;
+            /** Features */
+            features: string[];
+            /** Model Key */
+            model_key: string;
+            /** Target */
+            target: string | null;
+            /** Versions */
+            versions: components["schemas"]["VersionSummary"][];
+        };
+        /** ModelSummary */
+        ModelSummary: {
+            /** Active Version */
+            active_version: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Metrics */
+            metrics: {
+                [key: string]: unknown;
+            } | null;
+            /** Model Key */
+            model_key: string;
+            /** Status */
+            status: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Versions */
+            versions: number;
+        };
+        /** Page[AlertRead] */
+        Page_AlertRead_: {
+            /** Items */
+            items: components["schemas"]["AlertRead"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /** Page[DatasetRead] */
+        Page_DatasetRead_: {
+            /** Items */
+            items: components["schemas"]["DatasetRead"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /** Page[EventRead] */
+        Page_EventRead_: {
+            /** Items */
+            items: components["schemas"]["EventRead"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /** Page[JobRead] */
+        Page_JobRead_: {
+            /** Items */
+            items: components["schemas"]["JobRead"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /** Page[ModelSummary] */
+        Page_ModelSummary_: {
+            /** Items */
+            items: components["schemas"]["ModelSummary"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /** Page[ReportSummary] */
+        Page_ReportSummary_: {
+            /** Items */
+            items: components["schemas"]["ReportSummary"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
         };
         /** Page[TokenRead] */
         Page_TokenRead_: {
@@ -314,6 +1263,77 @@ export interface components {
             /** Password */
             password: string;
         };
+        /** PredictJobRead */
+        PredictJobRead: {
+            /** Error */
+            error: string | null;
+            /** Job Id */
+            job_id: string;
+            /** Model Key */
+            model_key: string | null;
+            /** Progress */
+            progress: number;
+            /** Results */
+            results: components["schemas"]["RowResult"][] | null;
+            /** Stage */
+            stage: string | null;
+            /** Status */
+            status: string;
+            /** Total */
+            total: number | null;
+            /** Version */
+            version: string | null;
+        };
+        /**
+         * PredictRequest
+         * @description Seed shape: {"model_key", "version"?, "data": [{...}]} — or a dataset instead of data.
+         */
+        PredictRequest: {
+            /**
+             * Data
+             * @default null
+             */
+            data: {
+                [key: string]: unknown;
+            }[] | null;
+            /**
+             * Dataset Id
+             * @default null
+             */
+            dataset_id: string | null;
+            /** Model Key */
+            model_key: string;
+            /**
+             * Version
+             * @description default: the active version
+             * @default null
+             */
+            version: string | null;
+        };
+        /** QualityRequest */
+        QualityRequest: {
+            /**
+             * Data
+             * @default null
+             */
+            data: {
+                [key: string]: unknown;
+            }[] | null;
+            /**
+             * Dataset Id
+             * @default null
+             */
+            dataset_id: string | null;
+            /** Model Key */
+            model_key: string;
+            /** Target */
+            target: string;
+            /**
+             * Version
+             * @default null
+             */
+            version: string | null;
+        };
         /** RegisterRequest */
         RegisterRequest: {
             /** Password */
@@ -323,6 +1343,118 @@ export interface components {
              * @description 3-64 characters: letters, digits, and _ . @ -
              */
             username: string;
+        };
+        /** ReportRead */
+        ReportRead: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Drifted Features */
+            drifted_features: string[];
+            /** Drifted Share */
+            drifted_share: number;
+            /** Features */
+            features: {
+                [key: string]: unknown;
+            }[];
+            /** Id */
+            id: number;
+            /** Job Id */
+            job_id: string | null;
+            /** Model Key */
+            model_key: string;
+            /** Prediction Drift */
+            prediction_drift: {
+                [key: string]: unknown;
+            } | null;
+            /** Realised Accuracy */
+            realised_accuracy: {
+                [key: string]: unknown;
+            } | null;
+            /** Sample Size */
+            sample_size: number;
+            /** Source */
+            source: string;
+            /** Thresholds */
+            thresholds: {
+                [key: string]: unknown;
+            };
+            /** Trigger */
+            trigger: string;
+            /** Verdict */
+            verdict: string;
+            /** Version */
+            version: string;
+            /** Window End */
+            window_end: string | null;
+            /** Window Start */
+            window_start: string | null;
+        };
+        /** ReportSummary */
+        ReportSummary: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Drifted Share */
+            drifted_share: number;
+            /** Id */
+            id: number;
+            /** Job Id */
+            job_id: string | null;
+            /** Model Key */
+            model_key: string;
+            /** Sample Size */
+            sample_size: number;
+            /** Source */
+            source: string;
+            /** Trigger */
+            trigger: string;
+            /** Verdict */
+            verdict: string;
+            /** Version */
+            version: string;
+            /** Window End */
+            window_end: string | null;
+            /** Window Start */
+            window_start: string | null;
+        };
+        /** RowResult */
+        RowResult: {
+            /** Confidence */
+            confidence: number;
+            /** Prediction */
+            prediction: unknown;
+            /** Probabilities */
+            probabilities: {
+                [key: string]: number;
+            };
+        };
+        /** SyncPredictRequest */
+        SyncPredictRequest: {
+            /**
+             * Data
+             * @description records to predict
+             */
+            data: {
+                [key: string]: unknown;
+            }[];
+            /** Version */
+            version?: string | null;
+        };
+        /** SyncPredictResponse */
+        SyncPredictResponse: {
+            /** Ignored Columns */
+            ignored_columns: string[];
+            /** Model Key */
+            model_key: string;
+            /** Results */
+            results: components["schemas"]["RowResult"][];
+            /** Version */
+            version: string;
         };
         /** TokenCreate */
         TokenCreate: {
@@ -375,6 +1507,112 @@ export interface components {
             name: string | null;
             /** Revoked At */
             revoked_at: string | null;
+        };
+        /**
+         * TrainParams
+         * @description Per-training overrides of the ML_* defaults.
+         */
+        TrainParams: {
+            /**
+             * Activation
+             * @default null
+             */
+            activation: ("relu" | "tanh" | "logistic" | "identity") | null;
+            /**
+             * Adaptive Architecture
+             * @default null
+             */
+            adaptive_architecture: boolean | null;
+            /**
+             * Alpha
+             * @default null
+             */
+            alpha: number | null;
+            /**
+             * Batch Size
+             * @default null
+             */
+            batch_size: number | "auto" | null;
+            /**
+             * Device
+             * @default null
+             */
+            device: ("auto" | "cpu" | "cuda") | null;
+            /**
+             * Early Stopping
+             * @default null
+             */
+            early_stopping: boolean | null;
+            /**
+             * Hidden Layer Sizes
+             * @default null
+             */
+            hidden_layer_sizes: number[] | null;
+            /**
+             * Holdout Fraction
+             * @default null
+             */
+            holdout_fraction: number | null;
+            /**
+             * Learning Rate Init
+             * @default null
+             */
+            learning_rate_init: number | null;
+            /**
+             * Max Iter
+             * @default null
+             */
+            max_iter: number | null;
+            /**
+             * Random State
+             * @default null
+             */
+            random_state: number | null;
+            /**
+             * Solver
+             * @default null
+             */
+            solver: ("adam" | "sgd" | "lbfgs") | null;
+            /**
+             * Validation Fraction
+             * @default null
+             */
+            validation_fraction: number | null;
+        };
+        /** TrainRequest */
+        TrainRequest: {
+            /**
+             * Column Types
+             * @default null
+             */
+            column_types: {
+                [key: string]: "numeric" | "categorical" | "text" | "ignored";
+            } | null;
+            /**
+             * Data
+             * @description inline records
+             * @default null
+             */
+            data: {
+                [key: string]: unknown;
+            }[] | null;
+            /**
+             * Dataset Id
+             * @description an uploaded dataset
+             * @default null
+             */
+            dataset_id: string | null;
+            /**
+             * Features
+             * @default null
+             */
+            features: string[] | null;
+            /** Model Key */
+            model_key: string;
+            /** @default null */
+            params: components["schemas"]["TrainParams"] | null;
+            /** Target */
+            target: string;
         };
         /** UserBrief */
         UserBrief: {
@@ -452,6 +1690,78 @@ export interface components {
             msg: string;
             /** Error Type */
             type: string;
+        };
+        /** VersionDetail */
+        VersionDetail: {
+            /** Active */
+            active: boolean;
+            /** Classes */
+            classes: unknown[];
+            /** Column Schema */
+            column_schema: {
+                [key: string]: unknown;
+            };
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: number | null;
+            /** Dataset Id */
+            dataset_id: string | null;
+            /** Features */
+            features: string[];
+            /** Full Metrics */
+            full_metrics: {
+                [key: string]: unknown;
+            };
+            /** Job Id */
+            job_id: string | null;
+            /** Metrics */
+            metrics: {
+                [key: string]: unknown;
+            };
+            /** Parent Version */
+            parent_version: string | null;
+            /** Target */
+            target: string;
+            /** Training */
+            training: {
+                [key: string]: unknown;
+            };
+            /** Version */
+            version: string;
+        };
+        /** VersionSummary */
+        VersionSummary: {
+            /** Active */
+            active: boolean;
+            /** Classes */
+            classes: unknown[];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: number | null;
+            /** Dataset Id */
+            dataset_id: string | null;
+            /** Features */
+            features: string[];
+            /** Job Id */
+            job_id: string | null;
+            /** Metrics */
+            metrics: {
+                [key: string]: unknown;
+            };
+            /** Parent Version */
+            parent_version: string | null;
+            /** Target */
+            target: string;
+            /** Version */
+            version: string;
         };
     };
     responses: never;
@@ -969,6 +2279,396 @@ export interface operations {
             };
         };
     };
+    list_datasets_datasets_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_DatasetRead_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    upload_dataset_datasets_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_upload_dataset_datasets_post"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_dataset_datasets__dataset_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dataset_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_dataset_datasets__dataset_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dataset_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    check_drift_check_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DriftCheckRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobCreated"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_reports_drift_daily_reports_get: {
+        parameters: {
+            query?: {
+                created_after?: string | null;
+                created_before?: string | null;
+                limit?: number;
+                model_key?: string | null;
+                offset?: number;
+                trigger?: ("manual" | "daily") | null;
+                verdict?: ("no_drift" | "drift" | "not_enough_data") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ReportSummary_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_report_drift_reports__report_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                report_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReportRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_events_events_get: {
+        parameters: {
+            query?: {
+                ip?: string | null;
+                job_id?: string | null;
+                limit?: number;
+                model_key?: string | null;
+                offset?: number;
+                since?: string | null;
+                source?: ("gui" | "api" | "system") | null;
+                suspicious?: boolean | null;
+                /** @description exact type, or a prefix: 'login' matches login.* */
+                type?: string | null;
+                until?: string | null;
+                /** @description admins only: events of one user */
+                user_id?: number | null;
+                username?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_EventRead_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_event_events__event_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                event_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    events_by_ip_events_by_ip__ip__get: {
+        parameters: {
+            query?: {
+                job_id?: string | null;
+                limit?: number;
+                model_key?: string | null;
+                offset?: number;
+                since?: string | null;
+                source?: ("gui" | "api" | "system") | null;
+                suspicious?: boolean | null;
+                /** @description exact type, or a prefix: 'login' matches login.* */
+                type?: string | null;
+                until?: string | null;
+                /** @description admins only: events of one user */
+                user_id?: number | null;
+                username?: string | null;
+            };
+            header?: never;
+            path: {
+                ip: string | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_EventRead_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    suspicious_events_events_suspicious_get: {
+        parameters: {
+            query?: {
+                ip?: string | null;
+                job_id?: string | null;
+                limit?: number;
+                model_key?: string | null;
+                offset?: number;
+                since?: string | null;
+                source?: ("gui" | "api" | "system") | null;
+                suspicious?: boolean | null;
+                /** @description exact type, or a prefix: 'login' matches login.* */
+                type?: string | null;
+                until?: string | null;
+                /** @description admins only: events of one user */
+                user_id?: number | null;
+                username?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_EventRead_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     health_health_get: {
         parameters: {
             query?: never;
@@ -985,6 +2685,644 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HealthRead"];
+                };
+            };
+        };
+    };
+    list_alerts_health_alerts_get: {
+        parameters: {
+            query?: {
+                kind?: string | null;
+                limit?: number;
+                model_key?: string | null;
+                offset?: number;
+                status?: "active" | "acknowledged" | "resolved" | "all";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_AlertRead_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    acknowledge_health_alerts__alert_id__ack_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                alert_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_jobs_jobs_get: {
+        parameters: {
+            query?: {
+                created_after?: string | null;
+                created_before?: string | null;
+                limit?: number;
+                model_key?: string | null;
+                offset?: number;
+                status?: components["schemas"]["JobStatus"] | null;
+                type?: components["schemas"]["JobType"] | null;
+                /** @description for resync after a reconnect */
+                updated_since?: string | null;
+                /** @description admins only: jobs of one user */
+                user_id?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_JobRead_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_job_jobs__job_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cancel_job_jobs__job_id__cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_models_models_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ModelSummary_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_model_models__model_key__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    predict_sync_models__model_key__predict_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_key: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SyncPredictRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncPredictResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    retrain_models__model_key__retrain_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobCreated"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    rollback_models__model_key__rollback_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_version_models__model_key__versions__version__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_key: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_version_models__model_key__versions__version__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_key: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    promote_models__model_key__versions__version__promote_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_key: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    predict_async_predict_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PredictRequest"];
+                "multipart/form-data": {
+                    /**
+                     * Format: binary
+                     * @description CSV, JSON, JSON Lines or Parquet
+                     */
+                    file: string;
+                    /** @description model key */
+                    model_key?: string;
+                    /** @description optional version */
+                    version?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobCreated"];
+                };
+            };
+        };
+    };
+    predict_results_predict__job_id__get: {
+        parameters: {
+            query?: {
+                limit?: number | null;
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PredictJobRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    export_predictions_predict__job_id__export_get: {
+        parameters: {
+            query?: {
+                format?: "json" | "csv";
+            };
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    feedback_predict__job_id__feedback_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FeedbackRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedbackRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    quality_check_quality_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QualityRequest"];
+                "multipart/form-data": {
+                    /**
+                     * Format: binary
+                     * @description CSV, JSON, JSON Lines or Parquet
+                     */
+                    file: string;
+                    /** @description model key */
+                    model_key?: string;
+                    /** @description label column */
+                    target?: string;
+                    /** @description optional */
+                    version?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobCreated"];
+                };
+            };
+        };
+    };
+    train_train_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TrainRequest"];
+                "multipart/form-data": {
+                    /** @description JSON object */
+                    column_types?: string;
+                    /** @description JSON list */
+                    features?: string;
+                    /**
+                     * Format: binary
+                     * @description CSV, JSON, JSON Lines or Parquet
+                     */
+                    file: string;
+                    /** @description model key */
+                    model_key?: string;
+                    /** @description JSON object */
+                    params?: string;
+                    /** @description target column */
+                    target?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobCreated"];
                 };
             };
         };
