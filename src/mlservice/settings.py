@@ -115,6 +115,22 @@ class Settings(BaseSettings):
     sync_predict_max_rows: int = Field(1000, ge=1, le=100_000)
     prediction_log_retention_days: int = Field(90, ge=1)
 
+    # Events and security monitoring
+    events_enabled: bool = True
+    event_retention_days: int = Field(90, ge=1)
+    login_max_failures: int = Field(10, ge=1)
+    login_max_failures_per_ip: int = Field(50, ge=1)
+    login_failure_window_s: int = Field(900, ge=1)
+    login_lockout_s: int = Field(300, ge=1)
+    suspicious_login_failures: int = Field(5, ge=1)
+    suspicious_forbidden_count: int = Field(5, ge=1)
+    suspicious_window_s: int = Field(600, ge=1)
+    burst_max_requests: int = Field(5000, ge=1)
+    burst_window_s: int = Field(10, ge=1)
+    rate_limit_storage: str = "memory://"
+    rate_limit_expensive: str = "60/minute"
+    rate_limit_sync_predict: str = "100000/minute"
+
     # Workers
     queue: Literal["local", "celery"] = "local"
     broker_url: str = "redis://127.0.0.1:6379/0"
@@ -146,6 +162,28 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("rate_limit_expensive", "rate_limit_sync_predict")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse
+
+        if value.strip().lower() not in ("off", "none", "0", ""):
+            try:
+                parse(value.strip().lower())
+            except ValueError:
+                raise ValueError("expected a rate like '60/minute' or '100/second', or 'off'") from None
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _rate_limit_storage(cls, value: str) -> str:
+        text = value.strip()
+        if text in ("memory", "memory://"):
+            return "memory://"
+        if not text.startswith(("redis://", "rediss://")):
+            raise ValueError("use 'memory' or a redis://host:port/db URL")
+        return text
 
     @field_validator("admin_api_token")
     @classmethod

@@ -1,0 +1,1 @@
+"""The event log: who did what, from where; suspicious-pattern detection and protection."""
