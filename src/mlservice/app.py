@@ -23,6 +23,9 @@ from mlservice.bodies import component_schemas
 from mlservice.datasets.router import router as datasets_router
 from mlservice.db import Database
 from mlservice.errors import install_error_handlers
+from mlservice.events.middleware import RequestEvents
+from mlservice.events.router import router as events_router
+from mlservice.events.service import EventLog
 from mlservice.health.router import router as health_router
 from mlservice.jobs.queue import JobQueue, LocalJobQueue
 from mlservice.jobs.router import router as jobs_router
@@ -109,6 +112,7 @@ def create_app(
     app.state.model_cache = ModelCache(artifacts)
     app.state.version_resolver = VersionResolver(database)
     app.state.prediction_log = SyncLogWriter(artifacts)
+    app.state.events = EventLog(settings, database)
 
     install_error_handlers(app)
     app.add_middleware(SecurityHeaders)
@@ -120,6 +124,7 @@ def create_app(
         allow_headers=["Authorization", "Content-Type", CLIENT_HEADER],
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestEvents, log=app.state.events)  # outermost: sees every status
 
     app.include_router(health_router)
     app.include_router(auth_router)
@@ -128,6 +133,7 @@ def create_app(
     app.include_router(registry_router)
     app.include_router(predictions_router)
     app.include_router(jobs_router)
+    app.include_router(events_router)
     _add_protected_docs(app)
 
     directory = dashboard_directory(settings)

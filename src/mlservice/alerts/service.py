@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from mlservice.alerts.models import Alert
 from mlservice.auth.service import Principal
 from mlservice.db import Database, utcnow
+from mlservice.events import service as events
 from mlservice.errors import Conflict, NotFound
 
 SEVERITIES = ("info", "warning", "critical")
@@ -51,6 +52,9 @@ def raise_alert(
         alert.acknowledged_at = None
         alert.acknowledged_by = None
     session.flush()
+    if kind != "security" or alert.occurrences == 1:  # security alerts refresh with each flagged event
+        events.emit("alert.raised", session=session, model_key=model_key, message=message,
+                    input={"kind": kind, "severity": severity, "dedup_key": dedup_key}, output={"alert_id": alert.id})
     return alert
 
 

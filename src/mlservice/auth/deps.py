@@ -13,6 +13,7 @@ from mlservice.auth.models import Tier
 from mlservice.auth.service import Principal, TokenRejected
 from mlservice.db import DatabaseBusyError, utcnow
 from mlservice.errors import Forbidden, Unauthorized
+from mlservice.events import service as events
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ def _resolve(app_state, secret: str) -> Principal:  # type: ignore[no-untyped-de
         with database.engine.connect() as connection:
             resolved = service.resolve_secret(connection, secret, now)
     except TokenRejected as rejected:
+        events.token_rejected(secret, rejected.reason)
         raise Unauthorized(f"invalid token: {rejected.reason}", code="invalid_token") from None
     principal = resolved.principal
     if service.needs_touch(resolved.last_used_at, now):

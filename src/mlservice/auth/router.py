@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from mlservice.auth import service
 from mlservice.auth.models import AuthToken, User
@@ -24,6 +24,7 @@ from mlservice.auth.schemas import (
     UserUpdate,
 )
 from mlservice.db import SessionDep, utcnow
+from mlservice.events.service import LoginAttempt, emit
 from mlservice.settings import SettingsDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -46,14 +47,18 @@ def _token_read(token: AuthToken) -> TokenRead:
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserRead)
 def register(body: RegisterRequest, session: SessionDep, settings: SettingsDep) -> User:
-    return service.register(session, settings, body.username, body.password)
+    user = service.register(session, settings, body.username, body.password)
+    emit("user.registered", user_id=user.id, username=user.username, input={"username": body.username})
+    return user
 
 
 @router.post("/login", response_model=LoginResponse)
 def login(
-    body: LoginRequest, response: Response, session: SessionDep, settings: SettingsDep
+    body: LoginRequest, request: Request, response: Response, session: SessionDep, settings: SettingsDep
 ) -> LoginResponse:
-    secret, token, user = service.login(session, settings, body.username, body.password)
+    with LoginAttempt(request.app.state.events.login_guard, body.username) as attempt:  # 429 when locked
+        secret, token, user = service.login(session, settings, body.username, body.password)
+    attempt.succeeded(user, token)
     response.set_cookie(
         SESSION_COOKIE,
         secret,
@@ -71,6 +76,7 @@ def login(
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 def logout(principal: CurrentPrincipal, response: Response, session: SessionDep) -> Response:
     service.logout(session, principal)
+    emit("logout", principal=principal)
     response.status_code = status.HTTP_204_NO_CONTENT
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response
@@ -90,14 +96,16 @@ def profile(principal: CurrentPrincipal, session: SessionDep) -> User:
 def change_password(
     body: PasswordChange, principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep
 ) -> User:
-    return service.change_password(
-        session, settings, principal, body.current_password, body.new_password
-    )
+    user = service.change_password(session, settings, principal, body.current_password, body.new_password)
+    emit("user.password_changed", principal=principal, output={"other_sessions_ended": True})
+    return user
 
 
 @router.put("/profile/username", response_model=UserRead)
 def change_username(body: UsernameChange, principal: CurrentPrincipal, session: SessionDep) -> User:
-    return service.change_username(session, principal, body.username)
+    user = service.change_username(session, principal, body.username)
+    emit("user.username_changed", principal=principal, input={"username": body.username})
+    return user
 
 
 @router.delete("/profile", status_code=status.HTTP_204_NO_CONTENT)
@@ -105,6 +113,7 @@ def delete_profile(
     body: PasswordConfirmation, principal: CurrentPrincipal, session: SessionDep, response: Response
 ) -> Response:
     service.delete_own_account(session, principal, body.password)
+    emit("user.deleted_self", principal=principal)
     response.status_code = status.HTTP_204_NO_CONTENT
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response
@@ -138,17 +147,22 @@ def get_user(user_id: int, _admin: AdminPrincipal, session: SessionDep) -> User:
 def create_user(
     body: UserCreate, admin: AdminPrincipal, session: SessionDep, settings: SettingsDep
 ) -> User:
-    return service.create_user(session, settings, admin, body)
+    user = service.create_user(session, settings, admin, body)
+    emit("admin.user_created", principal=admin, input={"username": body.username, "tier": body.tier}, output={"user_id": user.id})
+    return user
 
 
 @router.put("/users/{user_id}", response_model=UserRead)
 def update_user(user_id: int, body: UserUpdate, admin: AdminPrincipal, session: SessionDep) -> User:
-    return service.update_user(session, admin, user_id, body)
+    user = service.update_user(session, admin, user_id, body)
+    emit("admin.user_updated", principal=admin, input={"user_id": user_id, **body.model_dump(exclude_none=True)})
+    return user
 
 
 @router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_user(user_id: int, admin: AdminPrincipal, session: SessionDep) -> None:
     service.delete_user(session, admin, user_id)
+    emit("admin.user_deleted", principal=admin, input={"user_id": user_id})
 
 
 # API tokens ------------------------------------------------------------------------------------
@@ -161,6 +175,8 @@ def create_token(
     secret, token = service.create_api_token(
         session, settings, principal, body.name, body.expires_in_days
     )
+    emit("token.created", principal=principal, input={"name": body.name, "expires_in_days": body.expires_in_days},
+         output={"api_token_id": token.id, "expires_at": token.expires_at})
     return TokenCreated(
         id=token.id,
         name=body.name,
@@ -182,9 +198,12 @@ def list_tokens(
 
 @router.post("/tokens/{token_id}/revoke", response_model=TokenRead)
 def revoke_token(token_id: int, principal: CurrentPrincipal, session: SessionDep) -> TokenRead:
-    return _token_read(service.revoke_api_token(session, principal, token_id))
+    token = service.revoke_api_token(session, principal, token_id)
+    emit("token.revoked", principal=principal, input={"api_token_id": token_id})
+    return _token_read(token)
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_token(token_id: int, principal: CurrentPrincipal, session: SessionDep) -> None:
     service.delete_api_token(session, principal, token_id)
+    emit("token.deleted", principal=principal, input={"api_token_id": token_id})

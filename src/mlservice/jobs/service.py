@@ -8,11 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from mlservice.auth.service import Principal
 from mlservice.db import Database, utcnow
 from mlservice.errors import Conflict, NotFound
+from mlservice.events import service as events
 from mlservice.jobs.models import FINAL_STATUSES, Job, JobStatus, JobType
 from mlservice.origin import Origin
 
@@ -53,6 +54,7 @@ def new_job(
     )
     session.add(job)
     session.flush()
+    events.emit(f"{job.type}.requested", session=session, job=job, principal=principal, input=params)
     return job
 
 
@@ -128,6 +130,8 @@ def _finish(job: Job, status: JobStatus, *, result: dict[str, Any] | None = None
             stage["finished_at"] = now.isoformat()
         stages.append(stage)
     job.stages = stages
+    events.emit(f"{job.type}.{status.value}", session=object_session(job), job=job, outcome="ok" if status is JobStatus.completed else "failed",
+                output=result if result is not None else {"error": error}, message=error)
 
 
 def recover_interrupted(session: Session) -> tuple[int, list[str]]:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from mlservice.artifacts import ArtifactStore
 from mlservice.auth.service import Principal
 from mlservice.db import utcnow
+from mlservice.events import service as events
 from mlservice.errors import BadRequest, Conflict, Forbidden, NotFound
 from mlservice.registry.models import ModelChange, ModelVersion, RegisteredModel
 
@@ -121,6 +122,8 @@ def _activate(session: Session, model: RegisteredModel, version: str, user_id: i
         model_key=model.key, version=version, action=action,
         previous_version=model.active_version, user_id=user_id,
     ))
+    events.emit(f"model.{action}", session=session, model_key=model.key, model_version=version, user_id=user_id,
+                input={"previous_version": model.active_version, "version": version})
     model.active_version = version
     model.updated_at = utcnow()
 
@@ -169,6 +172,7 @@ def delete_version(session: Session, actor: Principal, key: str, version: str) -
         )
     row.deleted_at = utcnow()
     session.add(ModelChange(model_key=key, version=version, action="deleted", user_id=actor.user_id))
+    events.emit("model.version_deleted", session=session, principal=actor, model_key=key, model_version=version)
 
 
 def list_models(session: Session, *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
