@@ -209,8 +209,10 @@ describe('dashboard e2e (real backend, headless Chromium)', { timeout: 180_000 }
     await page.getByRole('menuitemradio', { name: 'Dark' }).click();
     assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
     assert.equal(await page.evaluate(() => localStorage.getItem('ml-theme')), null);
-    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
-    assert.equal(bg, 'rgb(14, 17, 22)');
+    // The dark palette applies (after the short background transition).
+    await page.waitForFunction(() => getComputedStyle(document.body).backgroundColor === 'rgb(14, 17, 22)', null, {
+      timeout: 5000,
+    });
     // Keyboard: the menu opens with ArrowDown and closes with Escape, focus back on the button.
     const button = page.getByRole('button', { name: /^Theme:/ });
     await button.focus();
@@ -248,7 +250,11 @@ describe('dashboard e2e (real backend, headless Chromium)', { timeout: 180_000 }
     await row.waitFor();
     assert.match(await row.innerText(), /active/);
     await page.getByLabel('Tier of alice').selectOption('admin');
+    const dialog = page.getByRole('dialog', { name: 'Change the tier of alice?' });
+    await dialog.waitFor();
+    await dialog.getByRole('button', { name: 'Change tier' }).click();
     await page.getByText('alice is now Admin.').waitFor();
+    assert.equal(await page.getByLabel('Tier of alice').inputValue(), 'admin');
     // The admin's own row offers no destructive action.
     const me = page.locator(`tr[data-username="${ADMIN}"]`);
     assert.equal(await me.getByRole('button', { name: /Delete/ }).count(), 0);
@@ -308,12 +314,26 @@ describe('dashboard e2e (real backend, headless Chromium)', { timeout: 180_000 }
     await page.getByTestId('about-version').getByText(/\d+\.\d+\.\d+/).waitFor();
     assert.match(await page.locator('pre').first().innerText(), /curl -X POST ".*\/auth\/login"/);
     await page.setViewportSize({ width: 390, height: 844 });
-    await page.goto(`${base}/#overview`);
-    await page.getByTestId('card-status').waitFor();
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 0, `no horizontal scrolling at 390 px (overflow ${overflow}px)`);
-    await snap('mobile-overview');
+    for (const tab of ['overview', 'users', 'profile', 'about']) {
+      await page.goto(`${base}/#${tab}`);
+      await page.locator('#content h2').first().waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `#${tab}: no horizontal page scrolling at 390 px (overflow ${overflow}px)`);
+      await snap(`mobile-${tab}`);
+    }
     await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  test('keyboard: the first Tab reaches the skip link, which moves focus to the content', async () => {
+    await page.goto(`${base}/#overview`);
+    await page.reload();
+    await page.getByTestId('card-status').waitFor();
+    await page.keyboard.press('Tab');
+    const focused = page.locator(':focus');
+    assert.equal(await focused.innerText(), 'Skip to content');
+    assert.ok(await focused.isVisible(), 'the focused skip link is visible');
+    await page.keyboard.press('Enter');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'content');
   });
 
   test('the admin logs out and the app asks for a login again', async () => {

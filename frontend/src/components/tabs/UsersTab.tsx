@@ -98,6 +98,19 @@ export default function UsersTab({ user: actor }: TabProps) {
         danger: true,
       });
       if (!ok) return;
+    } else if (op === 'tier') {
+      // The select stays on the current tier until confirmed: arrowing through
+      // its options with the keyboard must not change anyone's rights.
+      const ok = await confirm.ask({
+        title: `Change the tier of ${u.username}?`,
+        body: (
+          <p>
+            {TIER_LABEL[u.tier]} → <strong>{TIER_LABEL[tier as Tier]}</strong>
+          </p>
+        ),
+        confirmLabel: 'Change tier',
+      });
+      if (!ok) return;
     }
     const r = await act.run(u, op, tier);
     if (!r.ok) return;
