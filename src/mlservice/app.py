@@ -29,6 +29,8 @@ from mlservice.events.service import EventLog
 from mlservice.health.router import router as health_router
 from mlservice.jobs.queue import JobQueue, LocalJobQueue
 from mlservice.jobs.router import router as jobs_router
+from mlservice.live.hub import Hub
+from mlservice.live.router import router as live_router
 from mlservice.jobs.service import recover_interrupted
 from mlservice.middleware import BodySizeLimit, SecurityHeaders
 from mlservice.predictions.log import SyncLogWriter
@@ -76,6 +78,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await app.state.live_hub.start(queue)  # before the workers spawn: they get its address
         with database.session(write=True) as session:
             interrupted, queued = recover_interrupted(session)
         if interrupted:
@@ -93,6 +96,7 @@ def create_app(
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             queue.shutdown()
+            await app.state.live_hub.stop()
             app.state.prediction_log.close()
 
     app = FastAPI(
@@ -112,6 +116,7 @@ def create_app(
     app.state.model_cache = ModelCache(artifacts)
     app.state.version_resolver = VersionResolver(database)
     app.state.prediction_log = SyncLogWriter(artifacts)
+    app.state.live_hub = Hub(settings, database)
     app.state.events = EventLog(settings, database)
 
     install_error_handlers(app)
@@ -133,6 +138,7 @@ def create_app(
     app.include_router(registry_router)
     app.include_router(predictions_router)
     app.include_router(jobs_router)
+    app.include_router(live_router)
     app.include_router(events_router)
     _add_protected_docs(app)
 

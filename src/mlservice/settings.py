@@ -138,6 +138,14 @@ class Settings(BaseSettings):
     max_workers_limit: int = Field(8, ge=1)
     worker_cpu_per_task: float = Field(0.5, gt=0)
 
+    # Live updates (WebSocket)
+    pubsub: Literal["auto", "local", "redis"] = "auto"
+    pubsub_url: str | None = None
+    pubsub_channel: str = Field("mlservice:live", min_length=1)
+    ws_queue_size: int = Field(256, ge=1, le=100_000)
+    ws_heartbeat_s: float = Field(20.0, gt=0)
+    ws_revalidate_s: float = Field(5.0, gt=0)
+
     @field_validator("hidden_layer_sizes", "large_dataset_hidden_layers", mode="before")
     @classmethod
     def _layers(cls, value: Any) -> Any:
@@ -206,6 +214,13 @@ class Settings(BaseSettings):
             return "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
 
+    @field_validator("pubsub_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("use redis://host:port/db (or rediss://, unix://)")
+        return value or None
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -230,6 +245,17 @@ class Settings(BaseSettings):
     @property
     def effective_artifacts_root(self) -> Path:
         return (self.artifacts_root or self.data_dir / "artifacts").resolve()
+
+    @property
+    def effective_pubsub(self) -> str:
+        """``auto``: Redis when jobs run on Celery workers (other machines), else in-process."""
+        if self.pubsub == "auto":
+            return "redis" if self.queue == "celery" or self.pubsub_url else "local"
+        return self.pubsub
+
+    @property
+    def effective_pubsub_url(self) -> str:
+        return self.pubsub_url or self.broker_url
 
     @property
     def max_body_bytes(self) -> int:

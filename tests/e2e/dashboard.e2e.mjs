@@ -91,6 +91,7 @@ describe('dashboard e2e (real backend, headless Chromium)', { timeout: 180_000 }
     assert.ok(existsSync(join(OUT, 'index.html')), `${OUT} missing: run \`npm ci && npm run build\` in frontend/`);
     assert.ok(existsSync(MLSERVICE), `${MLSERVICE} missing: install the backend into .venv`);
     assert.ok(existsSync(CHROME), `${CHROME} missing: apt-get install -y chromium`);
+    rmSync(SHOTS, { recursive: true, force: true }); // this run's pictures only
     mkdirSync(SHOTS, { recursive: true });
     dataDir = mkdtempSync(join(tmpdir(), 'mlservice-e2e-'));
     profileDir = mkdtempSync(join(tmpdir(), 'chromium-e2e-'));

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mlservice import live
 from mlservice.alerts.models import Alert
 from mlservice.auth.service import Principal
 from mlservice.db import Database, utcnow
@@ -52,6 +53,7 @@ def raise_alert(
         alert.acknowledged_at = None
         alert.acknowledged_by = None
     session.flush()
+    live.alert_changed(alert, "alert.raised")
     if kind != "security" or alert.occurrences == 1:  # security alerts refresh with each flagged event
         events.emit("alert.raised", session=session, model_key=model_key, message=message,
                     input={"kind": kind, "severity": severity, "dedup_key": dedup_key}, output={"alert_id": alert.id})
@@ -101,4 +103,5 @@ def acknowledge(session: Session, principal: Principal, alert_id: int) -> Alert:
     alert.status = "acknowledged"
     alert.acknowledged_at = utcnow()
     alert.acknowledged_by = principal.user_id
+    live.alert_changed(alert, "alert.acknowledged")
     return alert

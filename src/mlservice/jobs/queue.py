@@ -54,6 +54,7 @@ class LocalJobQueue:
         self.size = pool_size(settings)
         self._executor: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self.live_endpoint: str | None = None  # the live-updates hub workers forward to
 
     def start(self) -> None:
         with self._lock:
@@ -62,7 +63,7 @@ class LocalJobQueue:
                     max_workers=self.size,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=init_worker,
-                    initargs=(self.settings, blas_threads(self.settings)),
+                    initargs=(self.settings, blas_threads(self.settings), self.live_endpoint),
                 )
 
     def enqueue(self, job_id: str) -> None:

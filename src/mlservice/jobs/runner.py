@@ -47,7 +47,7 @@ Handler = Callable[[WorkerContext, Job, JobReporter], JobOutcome]
 _context: WorkerContext | None = None
 
 
-def init_worker(settings: Settings, blas_threads: int | None = None) -> None:
+def init_worker(settings: Settings, blas_threads: int | None = None, live_endpoint: str | None = None) -> None:
     """Process initializer: one database engine per worker process, BLAS threads bounded so
     parallel jobs don't oversubscribe the cores, the ML stack imported before the first job."""
     global _context
@@ -57,6 +57,9 @@ def init_worker(settings: Settings, blas_threads: int | None = None) -> None:
 
         threadpool_limits(blas_threads)
     import mlservice.ml  # noqa: F401 - warm import, so the first job doesn't pay for it
+    from mlservice.live import install_worker_publisher
+
+    install_worker_publisher(settings, live_endpoint)  # job changes reach the WebSocket hub
 
     _context = WorkerContext(
         settings=settings,

@@ -14,6 +14,7 @@ from mlservice.auth.service import Principal
 from mlservice.db import Database, utcnow
 from mlservice.errors import Conflict, NotFound
 from mlservice.events import service as events
+from mlservice import live
 from mlservice.jobs.models import FINAL_STATUSES, Job, JobStatus, JobType
 from mlservice.origin import Origin
 
@@ -55,6 +56,7 @@ def new_job(
     session.add(job)
     session.flush()
     events.emit(f"{job.type}.requested", session=session, job=job, principal=principal, input=params)
+    live.job_changed(job, "job.created")
     return job
 
 
@@ -110,6 +112,8 @@ def request_cancel(session: Session, principal: Principal, job_id: str) -> Job:
     job.cancel_requested = True
     if status is JobStatus.queued:
         _finish(job, JobStatus.cancelled, error="cancelled before it started")
+    else:
+        live.job_changed(job, "job.cancel_requested")
     return job
 
 
@@ -130,6 +134,7 @@ def _finish(job: Job, status: JobStatus, *, result: dict[str, Any] | None = None
             stage["finished_at"] = now.isoformat()
         stages.append(stage)
     job.stages = stages
+    live.job_changed(job, f"job.{status.value}")
     events.emit(f"{job.type}.{status.value}", session=object_session(job), job=job, outcome="ok" if status is JobStatus.completed else "failed",
                 output=result if result is not None else {"error": error}, message=error)
 
@@ -185,6 +190,7 @@ class JobReporter:
             job.started_at = utcnow()
             job.attempts += 1
             session.flush()
+            live.job_changed(job, "job.started")
             session.expunge(job)
             return job
 
@@ -207,6 +213,7 @@ class JobReporter:
             if progress is not None:
                 job.progress = max(job.progress, round(progress, 2))
             self._last_progress_write = time.monotonic()
+            live.job_changed(job, "job.stage")
 
     def progress(self, value: float, *, details: dict[str, Any] | None = None, force: bool = False) -> None:
         now = time.monotonic()
@@ -218,6 +225,7 @@ class JobReporter:
             values["details"] = details
         with self.database.session(write=True) as session:
             session.execute(update(Job).where(Job.id == self.job_id).values(**values))
+            live.job_progress(session, self.job_id, values["progress"], details)
 
     def should_stop(self) -> bool:
         now = time.monotonic()

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mlservice import live
 from mlservice.artifacts import ArtifactStore
 from mlservice.auth.service import Principal
 from mlservice.db import utcnow
@@ -111,6 +112,8 @@ def register_version(
     )
     session.add(row)
     session.add(ModelChange(model_key=key, version=version, action="created", user_id=principal_user_id))
+    live.model_changed(session, "model.version_created", key, version, user_id=principal_user_id, job_id=job_id,
+                       active_version=model.active_version or version)
     if model.active_version is None:
         _activate(session, model, version, principal_user_id, "promoted")
     session.flush()
@@ -118,6 +121,8 @@ def register_version(
 
 
 def _activate(session: Session, model: RegisteredModel, version: str, user_id: int | None, action: str) -> None:
+    live.model_changed(session, f"model.{action}", model.key, version, user_id=user_id,
+                       previous_version=model.active_version, active_version=version)
     session.add(ModelChange(
         model_key=model.key, version=version, action=action,
         previous_version=model.active_version, user_id=user_id,

@@ -144,8 +144,8 @@ export function TokensSection() {
               <tr>
                 <th scope="col">Name</th>
                 <th scope="col">Status</th>
-                <th scope="col">Created</th>
-                <th scope="col">Expires</th>
+                <th scope="col" className="hide-narrow">Created</th>
+                <th scope="col" className="hide-narrow">Expires</th>
                 <th scope="col">Last used</th>
                 <th scope="col">
                   <span className="sr-only">Actions</span>
@@ -161,8 +161,8 @@ export function TokensSection() {
                     <td>
                       <span className={STATE_BADGE[st]}>{st}</span>
                     </td>
-                    <td>{formatDate(t.created_at, '—')}</td>
-                    <td>{formatDate(t.expires_at)}</td>
+                    <td className="hide-narrow">{formatDate(t.created_at, '—')}</td>
+                    <td className="hide-narrow">{formatDate(t.expires_at)}</td>
                     <td>{formatDate(t.last_used_at)}</td>
                     <td className="actions">
                       {st === 'active' && (

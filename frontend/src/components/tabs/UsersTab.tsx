@@ -163,8 +163,8 @@ export default function UsersTab({ user: actor }: TabProps) {
                   <th scope="col">Username</th>
                   <th scope="col">Tier</th>
                   <th scope="col">Status</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Last sign-in</th>
+                  <th scope="col" className="hide-narrow">Created</th>
+                  <th scope="col" className="hide-narrow">Last sign-in</th>
                   <th scope="col">
                     <span className="sr-only">Actions</span>
                   </th>
@@ -208,8 +208,8 @@ export default function UsersTab({ user: actor }: TabProps) {
                           {u.is_active ? 'active' : 'inactive'}
                         </span>
                       </td>
-                      <td>{formatDate(u.created_at, '—')}</td>
-                      <td>{formatDate(u.last_login_at)}</td>
+                      <td className="hide-narrow">{formatDate(u.created_at, '—')}</td>
+                      <td className="hide-narrow">{formatDate(u.last_login_at)}</td>
                       <td className="actions">
                         {can.locked ? (
                           <span className="hint">{can.locked}</span>
