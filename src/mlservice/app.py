@@ -16,12 +16,15 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from mlservice import __version__
+from mlservice.alerts.router import router as alerts_router
 from mlservice.artifacts import ArtifactStore
 from mlservice.auth.deps import CLIENT_HEADER, CurrentPrincipal
 from mlservice.auth.router import router as auth_router
 from mlservice.bodies import component_schemas
 from mlservice.datasets.router import router as datasets_router
 from mlservice.db import Database
+from mlservice.drift.router import router as drift_router
+from mlservice.drift.service import run_daily_checks
 from mlservice.errors import install_error_handlers
 from mlservice.events.middleware import RequestEvents
 from mlservice.events.router import router as events_router
@@ -83,10 +86,11 @@ def create_app(
             interrupted, queued = recover_interrupted(session)
         if interrupted:
             log.warning("%d job(s) were running when the server stopped; marked failed", interrupted)
-        scheduler = build_scheduler(settings, artifacts) if background else None
+        scheduler = build_scheduler(settings, artifacts, database, queue) if background else None
         if background:
             queue.start()  # spawn the workers now rather than on the first job
             apply_retention(settings, artifacts)
+            run_daily_checks(database, queue, settings, artifacts)  # catch up if we were down
             scheduler.start()
         for job_id in queued:
             queue.enqueue(job_id)
@@ -116,8 +120,8 @@ def create_app(
     app.state.model_cache = ModelCache(artifacts)
     app.state.version_resolver = VersionResolver(database)
     app.state.prediction_log = SyncLogWriter(artifacts)
-    app.state.live_hub = Hub(settings, database)
     app.state.events = EventLog(settings, database)
+    app.state.live_hub = Hub(settings, database)
 
     install_error_handlers(app)
     app.add_middleware(SecurityHeaders)
@@ -138,8 +142,10 @@ def create_app(
     app.include_router(registry_router)
     app.include_router(predictions_router)
     app.include_router(jobs_router)
-    app.include_router(live_router)
     app.include_router(events_router)
+    app.include_router(live_router)
+    app.include_router(drift_router)
+    app.include_router(alerts_router)
     _add_protected_docs(app)
 
     directory = dashboard_directory(settings)

@@ -70,7 +70,7 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def get_artifacts(request: Request) -> ArtifactStore:
+async def get_artifacts(request: Request) -> ArtifactStore:
     return request.app.state.artifacts
 
 

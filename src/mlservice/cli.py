@@ -74,6 +74,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         log_level=settings.log_level.lower(),
         proxy_headers=False,
         server_header=False,
+        # Requests are recorded by the event log; a line per request would cost the hot path.
+        access_log=settings.log_level == "DEBUG",
         **ssl,
     )
     return 0

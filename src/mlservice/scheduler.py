@@ -1,4 +1,8 @@
-"""Periodic work inside `serve` (APScheduler): housekeeping now, the daily drift check later."""
+"""Periodic work inside `serve` (APScheduler): the daily drift check and housekeeping.
+
+The daily check is idempotent in the database (one row per model and day), so it runs once per
+model and day whether it fires here, on another replica, or in the catch-up at start-up after
+the server was down at the scheduled time."""
 
 from __future__ import annotations
 
@@ -8,6 +12,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from mlservice.artifacts import ArtifactStore
+from mlservice.db import Database
+from mlservice.drift.service import run_daily_checks
+from mlservice.events.service import apply_retention as event_retention
+from mlservice.jobs.queue import JobQueue
 from mlservice.predictions import log as prediction_log
 from mlservice.settings import Settings
 
@@ -20,10 +28,19 @@ def apply_retention(settings: Settings, artifacts: ArtifactStore) -> None:
         log.info("prediction log retention removed %d day folder(s)", removed)
 
 
-def build_scheduler(settings: Settings, artifacts: ArtifactStore) -> BackgroundScheduler:
+def build_scheduler(settings: Settings, artifacts: ArtifactStore, database: Database, queue: JobQueue) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=settings.timezone)
+    at = settings.daily_drift_check_time
     scheduler.add_job(
-        apply_retention, CronTrigger(hour=3, minute=17), args=(settings, artifacts),
+        run_daily_checks, CronTrigger(hour=at.hour, minute=at.minute, timezone=settings.timezone), args=(database, queue, settings, artifacts),
+        id="daily-drift-check", coalesce=True, misfire_grace_time=6 * 3600,
+    )
+    scheduler.add_job(
+        apply_retention, CronTrigger(hour=3, minute=17, timezone=settings.timezone), args=(settings, artifacts),
         id="prediction-log-retention", coalesce=True, misfire_grace_time=3600,
+    )
+    scheduler.add_job(
+        event_retention, CronTrigger(hour=3, minute=27, timezone=settings.timezone), args=(database, settings),
+        id="event-retention", coalesce=True, misfire_grace_time=3600,
     )
     return scheduler

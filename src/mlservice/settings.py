@@ -315,7 +315,7 @@ def load_settings(**overrides: Any) -> Settings:
     return settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 

@@ -81,6 +81,8 @@ class LocalJobQueue:
             return
         error = future.exception()
         if error is None:
+            for follow_up in future.result().follow_up:
+                self.enqueue(follow_up)
             return
         log.error("job %s ended abnormally: %r", job_id, error)
         from mlservice.db import Database
@@ -114,7 +116,7 @@ class LocalJobQueue:
             executor.shutdown(wait=False, cancel_futures=True)
 
 
-def get_queue(request: Request) -> JobQueue:
+async def get_queue(request: Request) -> JobQueue:
     return request.app.state.queue
 
 

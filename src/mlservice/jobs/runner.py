@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 # Job type → "module:function"; imported on first use so each domain owns its job code.
 HANDLERS = {
     "train": "mlservice.training.jobs:run_training",
+    "drift": "mlservice.drift.jobs:run_drift_check",
+    "retrain": "mlservice.drift.jobs:run_retrain",
     "predict": "mlservice.predictions.jobs:run_batch_prediction",
     "quality": "mlservice.predictions.jobs:run_quality_check",
 }
@@ -32,6 +34,7 @@ HANDLERS = {
 class JobOutcome:
     result: dict[str, Any]
     model_version: str | None = None
+    follow_up: list[str] = field(default_factory=list)  # queued job ids this job created
 
 
 @dataclass
@@ -109,24 +112,46 @@ def readable_error(exc: BaseException) -> str:
     return f"internal error ({type(exc).__name__}): {exc}; see the worker log"
 
 
-def execute_job(job_id: str) -> str:
-    """Run the job to an end state; returns that state. Never raises for job failures."""
+def _alert_failure(context: WorkerContext, job: Job, error: str) -> None:
+    from mlservice.alerts.service import raise_alert_now
+
+    subject = f"{job.type} job for {job.model_key}" if job.model_key else f"{job.type} job"
+    try:
+        raise_alert_now(
+            context.database, kind="job_failed", severity="warning",
+            dedup_key=f"job_failed:{job.type}:{job.model_key or '-'}", model_key=job.model_key,
+            message=f"{subject} failed: {error}", link={"type": "job", "id": job.id},
+        )
+    except Exception:  # noqa: BLE001 - the job's own failure is already recorded
+        log.exception("could not raise the alert for failed job %s", job.id)
+
+
+@dataclass
+class Execution:
+    status: str
+    follow_up: list[str] = field(default_factory=list)
+
+
+def execute_job(job_id: str) -> Execution:
+    """Run the job to an end state. Never raises for job failures. The caller (the queue)
+    enqueues the follow-up jobs, e.g. the retrain a drift check decided on."""
     from mlservice.ml.errors import TrainingCancelled
 
     context = worker_context()
     reporter = JobReporter(context.database, job_id)
     job = reporter.start()
     if job is None:
-        return "skipped"
+        return Execution("skipped")
     try:
         outcome = resolve_handler(job.type)(context, job, reporter)
     except (Cancelled, TrainingCancelled):
         reporter.cancelled()
-        return "cancelled"
+        return Execution("cancelled")
     except Exception as exc:  # noqa: BLE001 - every failure ends the job with a reason
         if not isinstance(exc, (LookupError,)) and "internal error" in readable_error(exc):
             log.exception("job %s (%s) failed", job_id, job.type)
         reporter.fail(readable_error(exc))
-        return "failed"
+        _alert_failure(context, job, readable_error(exc))
+        return Execution("failed")
     reporter.complete(outcome.result, model_version=outcome.model_version)
-    return "completed"
+    return Execution("completed", outcome.follow_up)

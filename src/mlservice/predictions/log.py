@@ -14,12 +14,13 @@ second with pyarrow):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import queue
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -240,6 +241,12 @@ class _Pending:
     table: pa.Table
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+    on_done: Callable[[BaseException | None], None] | None = None
+
+    def finish(self) -> None:
+        self.done.set()
+        if self.on_done is not None:
+            self.on_done(self.error)
 
 
 @dataclass
@@ -269,6 +276,22 @@ class SyncLogWriter:
             raise TimeoutError("the prediction log did not confirm the write in time")
         if pending.error is not None:
             raise pending.error
+
+    async def append_async(self, model_key: str, table: pa.Table) -> None:
+        """For async endpoints: wait for the write without holding a thread."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def settle(error: BaseException | None) -> None:
+            if not future.done():
+                future.set_exception(error) if error is not None else future.set_result(None)
+
+        pending = _Pending(table, on_done=lambda error: loop.call_soon_threadsafe(settle, error))
+        self._queue.put((model_key, pending))
+        try:
+            await asyncio.wait_for(future, ACK_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise TimeoutError("the prediction log did not confirm the write in time") from None
 
     def close(self) -> None:
         self._queue.put(None)
@@ -320,7 +343,7 @@ class SyncLogWriter:
                 for pending in items:
                     pending.error = exc
             for pending in items:
-                pending.done.set()
+                pending.finish()
 
     def _segment(self, model_key: str, version: str, schema: pa.Schema) -> _Segment:
         today = datetime.now(UTC).date()

@@ -92,7 +92,7 @@ def export_predictions(
 
 
 @router.post("/models/{model_key}/predict", response_model=SyncPredictResponse, tags=["models"])
-def predict_sync(
+async def predict_sync(
     model_key: str,
     body: SyncPredictRequest,
     request: Request,
@@ -100,7 +100,7 @@ def predict_sync(
     settings: SettingsDep,
 ) -> Response:
     state = request.app.state
-    answer = service.predict_sync(
+    answer = await service.predict_sync(
         state.model_cache, state.version_resolver, state.prediction_log, principal,
         model_key, body.version, body.data, settings.sync_predict_max_rows,
     )

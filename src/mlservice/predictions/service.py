@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from mlservice.artifacts import ArtifactStore
 from mlservice.auth.service import Principal
@@ -88,7 +89,10 @@ def _missing_columns_error(exc: MissingColumnsError) -> Unprocessable:
     return Unprocessable(str(exc), code="missing_columns", details={"missing": list(exc.missing)})
 
 
-def predict_sync(
+FAST_ROWS = 64  # up to this many rows are predicted on the event loop; more go to a thread
+
+
+async def predict_sync(
     models: registry.ModelCache,
     resolver: VersionResolver,
     log_writer: prediction_log.SyncLogWriter,
@@ -98,6 +102,8 @@ def predict_sync(
     records: list[dict[str, Any]],
     max_rows: int,
 ) -> dict[str, Any]:
+    """The real-time path. A one-row prediction costs about 0.1 ms of CPU, less than handing it
+    to a thread would, so small batches run inline; the log write is awaited, not blocked on."""
     if not records:
         raise Unprocessable("'data' is empty: send at least one record", code="empty_data")
     if len(records) > max_rows:
@@ -109,14 +115,17 @@ def predict_sync(
     served = resolver.resolve(model_key, version)
     model = models.get(served.bundle_path)
     try:
-        prediction = model.predict_records(records)
+        if len(records) <= FAST_ROWS:
+            prediction = model.predict_records(records)
+        else:
+            prediction = await run_in_threadpool(model.predict_records, records)
     except MissingColumnsError as exc:
         raise _missing_columns_error(exc) from None
     table = prediction_log.build_table_from_records(
         served.log_schema, records, version=served.version, labels=prediction.labels,
         confidences=prediction.confidences, job_id=None, user_id=principal.user_id,
     )
-    log_writer.append(model_key, table)
+    await log_writer.append_async(model_key, table)
     return {
         "model_key": model_key,
         "version": served.version,

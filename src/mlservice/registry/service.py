@@ -133,6 +133,11 @@ def _activate(session: Session, model: RegisteredModel, version: str, user_id: i
     model.updated_at = utcnow()
 
 
+def activate_as_system(session: Session, model: RegisteredModel, version: str, action: str) -> None:
+    """Automatic promotion (a retrain that beat the champion): recorded with no user."""
+    _activate(session, model, version, None, action)
+
+
 def _require_admin(actor: Principal) -> None:
     if not actor.is_admin:
         raise Forbidden("changing which version is active needs an admin account")
