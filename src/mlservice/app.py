@@ -32,6 +32,7 @@ from mlservice.events.service import EventLog
 from mlservice.health.router import router as health_router
 from mlservice.jobs.queue import JobQueue, LocalJobQueue
 from mlservice.jobs.router import router as jobs_router
+from mlservice.live import forward_suspicious
 from mlservice.live.hub import Hub
 from mlservice.live.router import router as live_router
 from mlservice.jobs.service import recover_interrupted
@@ -122,6 +123,7 @@ def create_app(
     app.state.prediction_log = SyncLogWriter(artifacts)
     app.state.events = EventLog(settings, database)
     app.state.live_hub = Hub(settings, database)
+    app.state.events.subscribe(forward_suspicious)  # suspicious events reach admins' sockets
 
     install_error_handlers(app)
     app.add_middleware(SecurityHeaders)
