@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
+from mlservice import live
 from mlservice.alerts.service import raise_alert, resolve
 from mlservice.datasets.models import Dataset
 from mlservice.db import utcnow
@@ -89,6 +90,7 @@ def run_drift_check(context: WorkerContext, job: Job, reporter: JobReporter) -> 
         session.add(report)
         session.flush()
         report_id = report.id
+        live.drift_report_ready(report)  # sent to the WebSocket clients after the commit
         retrain_job_id = _react(context, session, job, report, result)
     return JobOutcome(follow_up=[retrain_job_id] if retrain_job_id else [], result={
         "report_id": report_id, "model_key": key, "version": version, "verdict": result["verdict"],
