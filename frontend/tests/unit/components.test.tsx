@@ -4,7 +4,7 @@ import type { Health, User } from '@/api/types';
 import { curlExamples } from '@/components/tabs/AboutTab';
 import { HealthCards } from '@/components/tabs/OverviewTab';
 import { tabFromHash, TABS, visibleTabs } from '@/components/tabs/registry';
-import { formatMemory, formatUptime, tokenState } from '@/lib/format';
+import { formatDate, formatMemory, formatUptime, tokenState } from '@/lib/format';
 import { safeNext } from '@/lib/safeNext';
 
 const user = (tier: User['tier']): User => ({
@@ -83,6 +83,14 @@ describe('formatting and small logic', () => {
     expect(formatMemory(512)).toBe('512 MB');
     expect(formatMemory(1536)).toBe('1.5 GB');
     expect(formatMemory(null)).toBe('');
+  });
+
+  it('formats dates as local YYYY-MM-DD HH:MM without Intl', () => {
+    const d = new Date(2026, 0, 5, 7, 3); // local time
+    expect(formatDate(d.toISOString())).toBe('2026-01-05 07:03');
+    expect(formatDate(null)).toBe('never');
+    expect(formatDate(undefined, '—')).toBe('—');
+    expect(formatDate('garbage')).toBe('garbage');
   });
 
   it('derives a token state', () => {
