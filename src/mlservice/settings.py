@@ -31,7 +31,7 @@ IGNORED_SEED_SETTINGS = (
     "baselines_path",
 )
 
-SECRET_FIELDS = ("admin_api_token", "admin_password")
+SECRET_FIELDS = ("admin_api_token", "admin_password", "metrics_token")
 
 
 def _parse_layer_sizes(value: Any) -> Any:
@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     cors_origins: StrList = ["http://localhost:6565", "http://127.0.0.1:6565"]
     max_body_mb: float = Field(200.0, gt=0)
     dashboard_dir: Path | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_dir: Path | None = None
+    log_max_mb: float = Field(10.0, gt=0)
+    log_backups: int = Field(5, ge=0, le=1000)
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
 
     # Storage
     data_dir: Path = Path("./data")
@@ -193,7 +199,7 @@ class Settings(BaseSettings):
             raise ValueError("use 'memory' or a redis://host:port/db URL")
         return text
 
-    @field_validator("admin_api_token")
+    @field_validator("admin_api_token", "metrics_token")
     @classmethod
     def _token_length(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
