@@ -26,17 +26,9 @@ import httpx
 import numpy as np
 
 from bench_engine_drift import EVIDENTLY_SCRIPT, ensure_evidently, make_data
-from harness import ADMIN_PASSWORD, running_server
+from harness import ADMIN_PASSWORD, running_server, wait_job
 
 
-def wait(base: str, headers: dict, job_id: str, timeout: float = 1800) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{base}/jobs/{job_id}", headers=headers).json()
-        if job["status"] in ("completed", "failed", "cancelled"):
-            return job
-        time.sleep(0.02)
-    raise TimeoutError(job_id)
 
 
 def parquet_bytes(frame) -> bytes:  # type: ignore[no-untyped-def]
@@ -64,11 +56,11 @@ def main() -> None:
                            data={"model_key": "synthetic", "target": "label",
                                  "params": json.dumps({"hidden_layer_sizes": [32], "max_iter": 5})},
                            files={"file": ("reference.parquet", parquet_bytes(labelled), "application/octet-stream")})
-        assert wait(base, headers, train.json()["job_id"])["status"] == "completed"
+        assert wait_job(base, headers, train.json()["job_id"])["status"] == "completed"
         started = time.perf_counter()
         predict = httpx.post(f"{base}/predict", headers=headers, timeout=600, data={"model_key": "synthetic"},
                              files={"file": ("current.parquet", parquet_bytes(current), "application/octet-stream")})
-        job = wait(base, headers, predict.json()["job_id"])
+        job = wait_job(base, headers, predict.json()["job_id"])
         assert job["status"] == "completed", job
         print(f"logged {args.rows:,} predictions through POST /predict in {time.perf_counter() - started:.1f} s")
 
@@ -76,7 +68,7 @@ def main() -> None:
         for _ in range(args.repeat):
             started = time.perf_counter()
             check = httpx.post(f"{base}/drift/check", headers=headers, json={"model_key": "synthetic", "last_days": 1})
-            job = wait(base, headers, check.json()["job_id"])
+            job = wait_job(base, headers, check.json()["job_id"])
             timings.append(time.perf_counter() - started)
             job_seconds.append(job["duration_s"])
             assert job["status"] == "completed", job

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from harness import ADMIN_PASSWORD, REPO_ROOT, free_port, load, running_server
+from harness import ADMIN_PASSWORD, REPO_ROOT, free_port, load, running_server, wait_job
 
 COLUMNS = [
     "age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
@@ -60,14 +60,6 @@ def batch_csv(rows: int) -> bytes:
     return buffer.getvalue()
 
 
-def wait(base: str, headers: dict, job_id: str, timeout: float = 1800) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{base}/jobs/{job_id}", headers=headers).json()
-        if job["status"] in ("completed", "failed", "cancelled"):
-            return job
-        time.sleep(0.05)
-    raise TimeoutError(job_id)
 
 
 def bench_ours(duration: float) -> dict:
@@ -80,7 +72,7 @@ def bench_ours(duration: float) -> dict:
         started = time.perf_counter()
         job_id = httpx.post(f"{base}/train", headers=headers, timeout=120, data={"model_key": "adult", "target": "income"},
                             files={"file": ("adult.csv", train_csv.getvalue(), "text/csv")}).json()["job_id"]
-        job = wait(base, headers, job_id)
+        job = wait_job(base, headers, job_id)
         results["train_s"] = time.perf_counter() - started
         results["train"] = job["result"]
         print(f"trained in {results['train_s']:.1f} s: {job['result']}", flush=True)
@@ -95,7 +87,7 @@ def bench_ours(duration: float) -> dict:
         started = time.perf_counter()
         response = httpx.post(f"{base}/predict", headers=headers, timeout=300, data={"model_key": "adult"},
                               files={"file": ("batch.csv", payload, "text/csv")})
-        job = wait(base, headers, response.json()["job_id"])
+        job = wait_job(base, headers, response.json()["job_id"])
         completed = time.perf_counter() - started
         fetched = httpx.get(f"{base}/predict/{job['id']}", headers=headers, timeout=300).json()
         total = time.perf_counter() - started

@@ -134,4 +134,15 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def wait_job(base: str, headers: dict[str, str], job_id: str, timeout: float = 1800) -> dict:
+    """Poll GET /jobs/{id} until the job ends; returns the job."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{base}/jobs/{job_id}", headers=headers).json()
+        if job["status"] in ("completed", "failed", "cancelled"):
+            return job
+        time.sleep(0.02)
+    raise TimeoutError(f"job {job_id} still running after {timeout} s")
+
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
