@@ -37,6 +37,7 @@ from mlservice.live.hub import Hub
 from mlservice.live.router import router as live_router
 from mlservice.jobs.service import recover_interrupted
 from mlservice.middleware import BodySizeLimit, SecurityHeaders
+from mlservice.observability import install_observability
 from mlservice.predictions.log import SyncLogWriter
 from mlservice.predictions.router import router as predictions_router
 from mlservice.predictions.service import VersionResolver
@@ -135,7 +136,8 @@ def create_app(
         allow_headers=["Authorization", "Content-Type", CLIENT_HEADER],
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestEvents, log=app.state.events)  # outermost: sees every status
+    app.add_middleware(RequestEvents, log=app.state.events)  # sees every status
+    install_observability(app)  # outermost: request id (logs, X-Request-ID), GET /metrics
 
     app.include_router(health_router)
     app.include_router(auth_router)

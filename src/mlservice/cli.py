@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 from mlservice import __version__
+from mlservice.cli_ops import add_commands as add_ops_commands
+from mlservice.observability.logs import configure_logging
 from mlservice.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("mlservice")
@@ -58,10 +60,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     app = create_app(settings, database, background=True)
     ssl: dict[str, str] = {}
     if settings.use_https:
-        for name, path in (("ML_SSL_CERT_FILE", settings.ssl_cert_file), ("ML_SSL_KEY_FILE", settings.ssl_key_file)):
-            if not path.is_file():
-                print(f"error: {name} points to {path}, which does not exist", file=sys.stderr)
-                return 2
+        from mlservice.observability.tls import check_pair
+
+        problem = check_pair(settings.ssl_cert_file, settings.ssl_key_file)
+        if problem is not None:
+            print(f"error: ML_USE_HTTPS is on but {problem}", file=sys.stderr)
+            return 2
         ssl = {"ssl_certfile": str(settings.ssl_cert_file), "ssl_keyfile": str(settings.ssl_key_file)}
     if dashboard_directory(settings) is None:
         log.warning("dashboard not built: the API runs without it (build with `make dashboard`)")
@@ -76,6 +80,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         server_header=False,
         # Requests are recorded by the event log; a line per request would cost the hot path.
         access_log=settings.log_level == "DEBUG",
+        log_config=None,  # our handlers (mlservice.observability.logs) format uvicorn's lines too
         **ssl,
     )
     return 0
@@ -208,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     openapi = commands.add_parser("openapi", help="print the OpenAPI schema as JSON")
     openapi.add_argument("--output", "-o", help="write to this file instead of stdout")
     openapi.set_defaults(handler=cmd_openapi)
+    add_ops_commands(commands)  # gen-cert, status, train, predict, drift (mlservice.cli_ops)
     return parser
 
 
@@ -220,10 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         except SettingsError as exc:
             print(str(exc), file=sys.stderr)
             return 2
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        configure_logging(settings)
     return args.handler(settings, args)
 
 

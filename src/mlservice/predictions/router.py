@@ -104,6 +104,7 @@ async def predict_sync(
         state.model_cache, state.version_resolver, state.prediction_log, principal,
         model_key, body.version, body.data, settings.sync_predict_max_rows,
     )
+    state.metrics.count_sync_predictions(model_key, len(answer["results"]))
     return Response(orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 

@@ -1,0 +1,80 @@
+"""A real ``mlservice serve`` on a free port, for tests that drive it as users do (client, CLI,
+README examples, HTTPS)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ADMIN_PASSWORD = "live-admin-password-1"
+# Small, fast training for every example and workflow (the server's own defaults).
+FAST_TRAINING = {"ML_HIDDEN_LAYER_SIZES": "(16,)", "ML_MAX_ITER": "15", "ML_DRIFT_MIN_SAMPLES": "50",
+                 "ML_MIN_WORKERS": "1", "ML_MAX_WORKERS_LIMIT": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def base_env(home: Path) -> dict[str, str]:
+    """A clean environment: no ML_* of the developer's shell, the venv's scripts on PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ML_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["HOME"] = str(home)
+    return env
+
+
+@dataclass
+class LiveServer:
+    url: str
+    process: subprocess.Popen
+    env: dict[str, str]
+    lines: list[str] = field(default_factory=list)
+
+    def admin_token(self, verify: object = True) -> str:
+        response = httpx.post(f"{self.url}/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD},
+                              verify=verify)  # type: ignore[arg-type]
+        response.raise_for_status()
+        return response.json()["token"]
+
+
+@contextmanager
+def live_server(home: Path, scheme: str = "http", **settings: str) -> Iterator[LiveServer]:
+    port = free_port()
+    env = base_env(home) | {
+        "ML_DATA_DIR": str(home / "data"), "ML_SERVICE_HOST": "127.0.0.1", "ML_SERVICE_PORT": str(port),
+        "ML_ADMIN_PASSWORD": ADMIN_PASSWORD, **FAST_TRAINING, **settings,
+    }
+    process = subprocess.Popen([sys.executable, "-m", "mlservice", "serve"], env=env, cwd=home,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = LiveServer(f"{scheme}://127.0.0.1:{port}", process, env)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()  # type: ignore[union-attr]
+        server.lines.append(line)
+        if "Uvicorn running" in line or process.poll() is not None:
+            break
+    if process.poll() is not None:
+        raise AssertionError("server did not start:\n" + "".join(server.lines))
+    # Keep reading its output so a chatty server never blocks on a full pipe.
+    threading.Thread(target=lambda: server.lines.extend(process.stdout), daemon=True).start()  # type: ignore[arg-type]
+    try:
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
