@@ -46,6 +46,14 @@ export default function AdminPanel(_: TabProps) {
       <div id="docs-panel" role="tabpanel" aria-labelledby={`tab-${view}`}>
         <iframe key={view} className="docs-frame" src={src} title={`${current.label}: ML Service API reference`} />
       </div>
+      <p className="hint">
+        {current.label} loads its scripts from a CDN: on a server without internet access the frame stays empty. The
+        schema itself is always at{' '}
+        <a href={`${API_URL}/openapi.json`} target="_blank" rel="noopener">
+          /openapi.json
+        </a>
+        .
+      </p>
     </>
   );
 }
