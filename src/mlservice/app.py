@@ -67,6 +67,10 @@ def dashboard_directory(settings: Settings) -> Path | None:
 
 
 def create_queue(settings: Settings) -> JobQueue:
+    if settings.queue == "celery":
+        from mlservice.jobs.celery_queue import CeleryJobQueue
+
+        return CeleryJobQueue(settings)
     return LocalJobQueue(settings)
 
 
@@ -84,8 +88,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await app.state.live_hub.start(queue)  # before the workers spawn: they get its address
-        with database.session(write=True) as session:
-            interrupted, queued = recover_interrupted(session)
+        if getattr(queue, "owns_running_jobs", True):
+            with database.session(write=True) as session:
+                interrupted, queued = recover_interrupted(session)
+        else:  # distributed: jobs run on workers; lost ones are found by their heartbeat
+            interrupted, queued = 0, []
         if interrupted:
             log.warning("%d job(s) were running when the server stopped; marked failed", interrupted)
         scheduler = build_scheduler(settings, artifacts, database, queue) if background else None

@@ -56,6 +56,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.service_host
     port = args.port or settings.service_port
+    if settings.queue == "celery" and (error := _broker_error(settings)):
+        print(error, file=sys.stderr)
+        return 2
     database = bootstrap(settings)
     app = create_app(settings, database, background=True)
     ssl: dict[str, str] = {}
@@ -84,6 +87,38 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         **ssl,
     )
     return 0
+
+
+def _broker_error(settings: Settings) -> str | None:
+    from mlservice.jobs.celery_queue import check_broker
+
+    return check_broker(settings)
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """A Celery worker for distributed mode; the API replicas (`serve`) migrate the database."""
+    if settings.queue != "celery":
+        print("error: `mlservice worker` takes jobs from Celery: set ML_QUEUE=celery "
+              "(with ML_QUEUE=local, `mlservice serve` runs jobs itself)", file=sys.stderr)
+        return 2
+    if error := _broker_error(settings):
+        print(error, file=sys.stderr)
+        return 2
+    from mlservice.db.migrate import current_revision, head_revision
+    from mlservice.jobs.celery_queue import run_worker
+
+    database = _database(settings)
+    try:
+        revision = current_revision(database) if database.ping() else "unreachable"
+    finally:
+        database.dispose()
+    if revision != head_revision():
+        print(f"error: the database {database.url.render_as_string(hide_password=True)} is at revision "
+              f"{revision}, not {head_revision()}: run `mlservice migrate` first", file=sys.stderr)
+        return 2
+    settings.effective_artifacts_root.mkdir(parents=True, exist_ok=True)
+    queues = [q.strip() for q in args.queues.split(",")] if args.queues else settings.worker_queues
+    return run_worker(settings, queues=queues, concurrency=args.concurrency or settings.worker_concurrency, name=args.name)
 
 
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -184,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="default: ML_SERVICE_HOST")
     serve.add_argument("--port", type=int, help="default: ML_SERVICE_PORT")
     serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser("worker", help="run jobs from Celery (distributed mode, ML_QUEUE=celery)")
+    worker.add_argument("--queues", "-Q", help="comma-separated subset of train,predict,drift,default (default: ML_WORKER_QUEUES)")
+    worker.add_argument("--concurrency", "-c", type=int, help="jobs at once (default: ML_WORKER_CONCURRENCY, else sized like the local pool)")
+    worker.add_argument("--name", "-n", help="Celery node name, e.g. gpu1@%%h (default: mlservice@<host>)")
+    worker.set_defaults(handler=cmd_worker)
 
     commands.add_parser("migrate", help="apply database migrations").set_defaults(handler=cmd_migrate)
     commands.add_parser("config", help="print the effective settings, secrets masked").set_defaults(

@@ -10,12 +10,14 @@ import logging
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from mlservice.artifacts import ArtifactStore
 from mlservice.db import Database
 from mlservice.drift.service import run_daily_checks
 from mlservice.events.service import apply_retention as event_retention
 from mlservice.jobs.queue import JobQueue
+from mlservice.jobs.service import reconcile_lost_jobs
 from mlservice.predictions import log as prediction_log
 from mlservice.settings import Settings
 
@@ -26,6 +28,15 @@ def apply_retention(settings: Settings, artifacts: ArtifactStore) -> None:
     removed = prediction_log.delete_older_than(artifacts, settings.prediction_log_retention_days)
     if removed:
         log.info("prediction log retention removed %d day folder(s)", removed)
+
+
+def reconcile(database: Database, queue: JobQueue, settings: Settings) -> list[str]:
+    """Distributed mode: requeue (or fail) running jobs whose worker stopped beating."""
+    requeued = reconcile_lost_jobs(database, settings)
+    for job_id in requeued:
+        log.warning("job %s lost its worker; requeued", job_id)
+        queue.enqueue(job_id)
+    return requeued
 
 
 def build_scheduler(settings: Settings, artifacts: ArtifactStore, database: Database, queue: JobQueue) -> BackgroundScheduler:
@@ -43,4 +54,9 @@ def build_scheduler(settings: Settings, artifacts: ArtifactStore, database: Data
         event_retention, CronTrigger(hour=3, minute=27, timezone=settings.timezone), args=(database, settings),
         id="event-retention", coalesce=True, misfire_grace_time=3600,
     )
+    if settings.queue == "celery":
+        scheduler.add_job(
+            reconcile, IntervalTrigger(seconds=settings.job_reconcile_s), args=(database, queue, settings),
+            id="reconcile-lost-jobs", coalesce=True, max_instances=1,
+        )
     return scheduler

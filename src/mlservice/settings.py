@@ -143,6 +143,17 @@ class Settings(BaseSettings):
     min_workers: int = Field(1, ge=1)
     max_workers_limit: int = Field(8, ge=1)
     worker_cpu_per_task: float = Field(0.5, gt=0)
+    # Distributed mode (ML_QUEUE=celery)
+    broker_key_prefix: str = ""
+    broker_wait_s: float = Field(0.0, ge=0)
+    worker_queues: StrList = ["train", "predict", "drift", "default"]
+    worker_concurrency: int = Field(0, ge=0)
+    job_heartbeat_s: float = Field(10.0, gt=0)
+    job_heartbeat_timeout_s: float = Field(60.0, gt=0)
+    job_reconcile_s: float = Field(15.0, gt=0)
+    retry_lost_jobs: bool = True
+    job_max_attempts: int = Field(3, ge=1)
+    broker_visibility_timeout_s: int = Field(3600, ge=10)
 
     # Live updates (WebSocket)
     pubsub: Literal["auto", "local", "redis"] = "auto"
@@ -170,7 +181,7 @@ class Settings(BaseSettings):
             raise ValueError("expected 'auto' or a positive whole number")
         return int(text)
 
-    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", "worker_queues", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -238,10 +249,20 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("worker_queues")
+    @classmethod
+    def _known_queues(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - {"train", "predict", "drift", "default"})
+        if unknown or not value:
+            raise ValueError("expected a comma-separated subset of train,predict,drift,default")
+        return value
+
     @model_validator(mode="after")
     def _workers_bounds(self) -> Settings:
         if self.min_workers > self.max_workers_limit:
             raise ValueError("ML_MIN_WORKERS must not exceed ML_MAX_WORKERS_LIMIT")
+        if self.job_heartbeat_timeout_s <= self.job_heartbeat_s:
+            raise ValueError("ML_JOB_HEARTBEAT_TIMEOUT_S must exceed ML_JOB_HEARTBEAT_S")
         return self
 
     @property

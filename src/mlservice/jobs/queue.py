@@ -109,6 +109,9 @@ class LocalJobQueue:
             old.shutdown(wait=False, cancel_futures=True)
         self.start()
 
+    def health(self) -> dict:
+        return {"backend": "local", "ok": True, "workers": self.size}
+
     def shutdown(self) -> None:
         with self._lock:
             executor, self._executor = self._executor, None

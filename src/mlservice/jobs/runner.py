@@ -132,16 +132,29 @@ class Execution:
     follow_up: list[str] = field(default_factory=list)
 
 
-def execute_job(job_id: str) -> Execution:
+def execute_job(job_id: str, *, takeover_after_s: float | None = None, heartbeat_s: float | None = None,
+                worker: str | None = None) -> Execution:
     """Run the job to an end state. Never raises for job failures. The caller (the queue)
-    enqueues the follow-up jobs, e.g. the retrain a drift check decided on."""
-    from mlservice.ml.errors import TrainingCancelled
-
+    enqueues the follow-up jobs, e.g. the retrain a drift check decided on. Distributed mode
+    passes ``heartbeat_s`` (the job's heartbeat while it runs) and ``takeover_after_s`` (a
+    redelivered job whose heartbeat is older is taken over)."""
     context = worker_context()
     reporter = JobReporter(context.database, job_id)
-    job = reporter.start()
+    job = reporter.start(takeover_after_s=takeover_after_s, worker=worker)
     if job is None:
         return Execution("skipped")
+    if heartbeat_s:
+        reporter.start_heartbeat(heartbeat_s)
+    try:
+        return _run(context, job, reporter)
+    finally:
+        reporter.stop_heartbeat()
+
+
+def _run(context: WorkerContext, job: Job, reporter: JobReporter) -> Execution:
+    from mlservice.ml.errors import TrainingCancelled
+
+    job_id = job.id
     try:
         outcome = resolve_handler(job.type)(context, job, reporter)
     except (Cancelled, TrainingCancelled):

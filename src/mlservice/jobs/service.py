@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -17,6 +18,7 @@ from mlservice.events import service as events
 from mlservice import live
 from mlservice.jobs.models import FINAL_STATUSES, Job, JobStatus, JobType
 from mlservice.origin import Origin
+from mlservice.settings import Settings
 
 STAGES: dict[JobType, tuple[str, ...]] = {
     JobType.train: ("load", "validate", "profile", "fit_features", "fit_model", "evaluate", "save"),
@@ -163,6 +165,41 @@ def interrupt_or_requeue(database: Database, job_id: str, reason: str) -> bool:
         return False
 
 
+def _reset_for_retry(job: Job) -> None:
+    job.status = JobStatus.queued.value
+    job.stage = None
+    job.progress = 0.0
+    job.stages = [{"name": stage["name"], "status": "pending"} for stage in job.stages or []]
+    job.started_at = None
+    job.heartbeat_at = None
+    job.worker = None
+    job.error = None
+
+
+def reconcile_lost_jobs(database: Database, settings: Settings, now: datetime | None = None) -> list[str]:
+    """Distributed mode, on the API's scheduler: a running job whose heartbeat is older than
+    ``ML_JOB_HEARTBEAT_TIMEOUT_S`` lost its worker. Requeue it (returns the ids to enqueue) while
+    ``ML_RETRY_LOST_JOBS`` and attempts < ``ML_JOB_MAX_ATTEMPTS``, else fail it with a reason.
+    Row locks (skipped when held) make each lost job handled by one replica only."""
+    cutoff = (now or utcnow()) - timedelta(seconds=settings.job_heartbeat_timeout_s)
+    requeued: list[str] = []
+    with database.session(write=True) as session:
+        lost = session.scalars(
+            select(Job).where(Job.status == JobStatus.running.value,
+                              func.coalesce(Job.heartbeat_at, Job.started_at) < cutoff)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for job in lost:
+            if settings.retry_lost_jobs and job.attempts < settings.job_max_attempts:
+                _reset_for_retry(job)
+                live.job_changed(job, "job.requeued")
+                requeued.append(job.id)
+            else:
+                tries = f" after {job.attempts} attempt(s)" if job.attempts > 1 else ""
+                _finish(job, JobStatus.failed, error=f"interrupted: worker lost{tries}")
+    return requeued
+
+
 class Cancelled(Exception):
     """Raised inside a job when its cancellation was requested."""
 
@@ -176,19 +213,34 @@ class JobReporter:
     def __init__(self, database: Database, job_id: str) -> None:
         self.database = database
         self.job_id = job_id
+        self.attempt: int | None = None  # set by start(); a superseded attempt writes no ending
+        self._heartbeat: threading.Thread | None = None
+        self._heartbeat_stop = threading.Event()
         self._last_progress_write = 0.0
         self._last_cancel_check = 0.0
         self._cancelled = False
 
-    def start(self) -> Job | None:
-        """Mark the job running; None when it was cancelled (or taken) before it started."""
+    def start(self, *, takeover_after_s: float | None = None, worker: str | None = None) -> Job | None:
+        """Mark the job running; None when it was cancelled (or taken) before it started.
+
+        ``takeover_after_s`` (distributed mode): a job still ``running`` whose heartbeat is older
+        than this lost its worker, and this delivery (e.g. the broker's redelivery) takes it over."""
         with self.database.session(write=True) as session:
-            job = session.get(Job, self.job_id)
-            if job is None or job.status != JobStatus.queued.value:
+            job = session.get(Job, self.job_id, with_for_update=True)
+            if job is None:
+                return None
+            if job.status == JobStatus.running.value and takeover_after_s is not None:
+                beat = job.heartbeat_at or job.started_at
+                if beat is not None and (utcnow() - beat).total_seconds() <= takeover_after_s:
+                    return None  # alive elsewhere: a duplicate delivery
+                _reset_for_retry(job)
+            if job.status != JobStatus.queued.value:
                 return None
             job.status = JobStatus.running.value
-            job.started_at = utcnow()
+            job.started_at = job.heartbeat_at = utcnow()
+            job.worker = worker
             job.attempts += 1
+            self.attempt = job.attempts
             session.flush()
             live.job_changed(job, "job.started")
             session.expunge(job)
@@ -227,6 +279,32 @@ class JobReporter:
             session.execute(update(Job).where(Job.id == self.job_id).values(**values))
             live.job_progress(session, self.job_id, values["progress"], details)
 
+    def start_heartbeat(self, interval_s: float) -> None:
+        """Refresh ``heartbeat_at`` every ``interval_s`` from a thread, so even a long stage
+        without progress reports shows the worker is alive."""
+        self._heartbeat_stop.clear()
+        self._heartbeat = threading.Thread(target=self._beat, args=(interval_s,), name=f"heartbeat-{self.job_id}", daemon=True)
+        self._heartbeat.start()
+
+    def stop_heartbeat(self) -> None:
+        self._heartbeat_stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout=5)
+            self._heartbeat = None
+
+    def _beat(self, interval_s: float) -> None:
+        while not self._heartbeat_stop.wait(interval_s):
+            try:
+                with self.database.session(write=True) as session:
+                    session.execute(update(Job).where(
+                        Job.id == self.job_id, Job.status == JobStatus.running.value, Job.attempts == self.attempt,
+                    ).values(heartbeat_at=utcnow()))
+            except Exception:  # noqa: BLE001 - a missed beat is retried; a dead database fails the job anyway
+                pass
+
+    def _superseded(self, job: Job) -> bool:
+        return self.attempt is not None and job.attempts != self.attempt
+
     def should_stop(self) -> bool:
         now = time.monotonic()
         if self._cancelled or now - self._last_cancel_check < self.CANCEL_CHECK_INTERVAL_S:
@@ -243,7 +321,7 @@ class JobReporter:
     def complete(self, result: dict[str, Any], *, model_version: str | None = None) -> None:
         with self.database.session(write=True) as session:
             job = session.get(Job, self.job_id)
-            if job is None or job.status != JobStatus.running.value:
+            if job is None or job.status != JobStatus.running.value or self._superseded(job):
                 return
             if model_version is not None:
                 job.model_version = model_version
@@ -258,5 +336,5 @@ class JobReporter:
     def _end(self, status: JobStatus, error: str) -> None:
         with self.database.session(write=True) as session:
             job = session.get(Job, self.job_id)
-            if job is not None and JobStatus(job.status) not in FINAL_STATUSES:
+            if job is not None and JobStatus(job.status) not in FINAL_STATUSES and not self._superseded(job):
                 _finish(job, status, error=error)
