@@ -82,8 +82,10 @@ def default_names() -> list[str]:
 def check_pair(cert_file: Path, key_file: Path) -> str | None:
     """Why the pair cannot serve HTTPS (one line naming the setting), or None when it can."""
     for variable, path in (("ML_SSL_CERT_FILE", cert_file), ("ML_SSL_KEY_FILE", key_file)):
-        if not path.is_file():
+        if not path.exists():
             return f"{variable} points to {path}, which does not exist (create a pair with `mlservice gen-cert`)"
+        if not path.is_file():
+            return f"{variable} points to {path}, which is not a file"
         try:
             with path.open("rb") as handle:
                 handle.read(1)
