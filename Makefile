@@ -17,7 +17,7 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
 install-dev: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,distributed]"
 
 # The dashboard is a static export served by `mlservice serve`; rebuilt only when its sources change.
 dashboard:
