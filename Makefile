@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 FRONTEND := frontend
 
-.PHONY: run install install-dev dashboard test test-python test-frontend bench clean
+.PHONY: run install install-dev dashboard browser test test-frontend clean
 
 run: install dashboard
 	$(BIN)/mlservice serve
@@ -16,8 +16,10 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
+# Tests cover every backend: the distributed extra (Celery, Redis, PostgreSQL driver) and the
+# gpu extra (PyTorch; on a machine without CUDA its CPU path is what runs).
 install-dev: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev,distributed]"
+	$(BIN)/pip install --quiet -e ".[dev,distributed,gpu]"
 
 # The dashboard is a static export served by `mlservice serve`; rebuilt only when its sources change.
 dashboard:
@@ -35,8 +37,16 @@ test: install-dev dashboard
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-frontend
 
-test-frontend:
-	@if [ -f $(FRONTEND)/package.json ]; then cd $(FRONTEND) && npm test; fi
+# Browser tests use Debian's Chromium; no tool downloads a browser of its own.
+browser:
+	@[ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Type check, API contract against this backend's OpenAPI schema, unit tests, then the
+# end-to-end run in headless Chromium against a real `mlservice serve`.
+test-frontend: browser
+	cd $(FRONTEND) && npm run typecheck && npm run check:api && npm test && npm run test:e2e
 
 clean:
 	rm -rf $(VENV) $(FRONTEND)/node_modules $(FRONTEND)/.next $(FRONTEND)/out
