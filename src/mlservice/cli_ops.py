@@ -158,8 +158,13 @@ def cmd_status(_settings: Settings | None, args: argparse.Namespace) -> int:
     rows.append(("service", "up" if health.get("status") == "ok" else "down",
                  f"{client.url} version {health.get('version')} uptime {health.get('uptime_s')} s "
                  f"status {health.get('status')}"))
-    for name in ("database", "queue", "workers", "gpu"):
-        rows.append(_component(name, health.get(name)))
+    queue = health.get("queue")
+    workers = health.get("workers")
+    if workers is None and isinstance(queue, dict) and "workers" in queue:
+        workers = {"ok": queue["workers"] > 0, "count": queue["workers"]}
+    for name, value in (("database", health.get("database")), ("queue", queue), ("workers", workers),
+                        ("gpu", health.get("gpu"))):
+        rows.append(_component(name, value))
     if not args.json:
         for name, state, detail in rows:
             print(f"{name:<10} {state:<6} {detail}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -122,6 +123,11 @@ def test_metrics_access(server: LiveServer) -> None:
     user = httpx.post(f"{server.url}/auth/login", json={"username": "plainuser", "password": "plain-password-1"})
     forbidden = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {user.json()['token']}"})
     assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "forbidden"
+    dashboard = (Path(__file__).resolve().parents[2] / "deploy/grafana-dashboard.json").read_text()
+    served = {family.name for family in text_string_to_metric_families(scraped.text)}
+    for name in set(re.findall(r"mlservice_[a-z_]+", dashboard)):
+        base = re.sub(r"_(total|bucket|count|sum)$", "", name)
+        assert base in served, f"the Grafana dashboard uses {name}, which /metrics does not serve"
     before = value(samples(scraped.text), "mlservice_login_failures_total")
     httpx.post(f"{server.url}/auth/login", json={"username": "plainuser", "password": "wrong-password"})
     import time
