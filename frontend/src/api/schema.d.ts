@@ -1002,6 +1002,7 @@ export interface components {
         /** HealthRead */
         HealthRead: {
             database: components["schemas"]["DatabaseHealth"];
+            queue: components["schemas"]["QueueHealth"];
             /** Status */
             status: string;
             /** Uptime S */
@@ -1333,6 +1334,17 @@ export interface components {
              * @default null
              */
             version: string | null;
+        };
+        /** QueueHealth */
+        QueueHealth: {
+            /** Backend */
+            backend: string;
+            /** Broker */
+            broker?: boolean | null;
+            /** Ok */
+            ok: boolean;
+            /** Workers */
+            workers: number;
         };
         /** RegisterRequest */
         RegisterRequest: {
