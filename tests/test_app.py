@@ -70,3 +70,35 @@ def test_dashboard_is_served_when_built(tmp_path, database) -> None:
         assert client.get("/health").json()["status"] == "ok"  # API routes win over the mount
         missing = client.get("/nothing-here")
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_dashboard_assets_are_compressed_and_hashed_ones_cached_for_good(tmp_path, database) -> None:
+
+    out = tmp_path / "out"
+    (out / "_next" / "static" / "chunks").mkdir(parents=True)
+    (out / "index.html").write_text("<html>" + "app " * 500 + "</html>")
+    script = "console.log('dashboard');" * 200
+    (out / "_next" / "static" / "chunks" / "main-abc123.js").write_text(script)
+    settings = make_settings(tmp_path, database, dashboard_dir=out)
+    with TestClient(create_app(settings, database)) as client:
+        asset = client.get("/_next/static/chunks/main-abc123.js", headers={"Accept-Encoding": "gzip"})
+        assert asset.headers["content-encoding"] == "gzip"
+        assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert asset.text == script  # httpx decompresses
+        assert int(asset.headers["content-length"]) < len(script) / 10
+        raw = client.get("/_next/static/chunks/main-abc123.js", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in raw.headers and raw.text == script
+        page = client.get("/", headers={"Accept-Encoding": "gzip"})
+        assert page.headers["cache-control"] == "no-cache" and page.headers["content-encoding"] == "gzip"
+
+
+def test_health_reports_the_gpu_probe(client: TestClient) -> None:
+    import time
+
+    deadline = time.monotonic() + 120
+    gpu = client.get("/health").json()["gpu"]
+    while gpu["source"] == "probing" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        gpu = client.get("/health").json()["gpu"]
+    # This machine has no GPU: the probe answers, and says so.
+    assert gpu["source"] in ("torch", "nvidia-smi", "none") and gpu["available"] is False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from mlservice import __version__
@@ -29,6 +30,7 @@ from mlservice.errors import install_error_handlers
 from mlservice.events.middleware import RequestEvents
 from mlservice.events.router import router as events_router
 from mlservice.events.service import EventLog
+from mlservice.health.gpu import GpuProbe
 from mlservice.health.router import router as health_router
 from mlservice.jobs.queue import JobQueue, LocalJobQueue
 from mlservice.jobs.router import router as jobs_router
@@ -53,12 +55,39 @@ REPO_DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "frontend" / "out"
 
 
 class DashboardFiles(StaticFiles):
-    """The static export of the dashboard; misses fall through to the JSON 404 of the API."""
+    """The static export of the dashboard; misses fall through to the JSON 404 of the API.
+
+    Text assets are sent gzip-compressed (compressed once, kept in memory: the export is a few
+    hundred KB), and Next's content-hashed files under /_next/static/ are cached for good."""
+
+    COMPRESSIBLE = frozenset({".js", ".css", ".html", ".json", ".svg", ".txt", ".map"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._gzipped: dict[tuple[str, float], bytes] = {}
 
     def lookup_path(self, path: str) -> tuple[str, Any]:
         if path == "404.html":
             return "", None
         return super().lookup_path(path)
+
+    async def get_response(self, path: str, scope: Any) -> Response:
+        response = await super().get_response(path, scope)
+        immutable = path.startswith("_next/static/")
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable" if immutable else "no-cache"
+        if not isinstance(response, FileResponse) or response.status_code != 200:
+            return response
+        accepts = dict(scope.get("headers") or []).get(b"accept-encoding", b"")
+        file_path = Path(str(response.path))
+        if b"gzip" not in accepts or file_path.suffix not in self.COMPRESSIBLE:
+            return response
+        key = (str(file_path), file_path.stat().st_mtime)
+        body = self._gzipped.get(key)
+        if body is None:
+            body = self._gzipped[key] = gzip.compress(file_path.read_bytes(), compresslevel=9, mtime=0)
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "accept-ranges")}
+        headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+        return Response(body, status_code=200, headers=headers, media_type=response.media_type)
 
 
 def dashboard_directory(settings: Settings) -> Path | None:
@@ -97,6 +126,7 @@ def create_app(
             log.warning("%d job(s) were running when the server stopped; marked failed", interrupted)
         scheduler = build_scheduler(settings, artifacts, database, queue) if background else None
         if background:
+            app.state.gpu_probe.start()
             queue.start()  # spawn the workers now rather than on the first job
             apply_retention(settings, artifacts)
             run_daily_checks(database, queue, settings, artifacts)  # catch up if we were down
@@ -126,6 +156,7 @@ def create_app(
     app.state.started_at = time.monotonic()
     app.state.artifacts = artifacts
     app.state.queue = queue
+    app.state.gpu_probe = GpuProbe()
     app.state.model_cache = ModelCache(artifacts)
     app.state.version_resolver = VersionResolver(database)
     app.state.prediction_log = SyncLogWriter(artifacts)

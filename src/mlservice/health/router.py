@@ -22,12 +22,20 @@ class QueueHealth(BaseModel):
     broker: bool | None = None  # celery only: the broker answers
 
 
+class GpuHealth(BaseModel):
+    available: bool | None  # None while the first probe runs
+    name: str | None
+    memory_mb: int | None
+    source: str  # torch | nvidia-smi | none | probing
+
+
 class HealthRead(BaseModel):
     status: str
     version: str
     uptime_s: float
     database: DatabaseHealth
     queue: QueueHealth
+    gpu: GpuHealth
 
 
 @router.get("/health", response_model=HealthRead)
@@ -42,4 +50,5 @@ def health(request: Request) -> HealthRead:
         uptime_s=round(time.monotonic() - state.started_at, 3),
         database=DatabaseHealth(ok=database_ok, backend=state.database.backend),
         queue=queue,
+        gpu=GpuHealth(**state.gpu_probe.result()),
     )

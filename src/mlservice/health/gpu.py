@@ -1,0 +1,45 @@
+"""GPU presence for /health, probed once in a child process: asking PyTorch means importing
+it, which would cost the API process seconds and hundreds of MB it never needs otherwise."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from typing import Any
+
+PROBE = "import json; from mlservice.ml.gpu import gpu_info; print(json.dumps(gpu_info()))"
+UNKNOWN = {"available": None, "name": None, "memory_mb": None, "source": "probing"}
+
+
+class GpuProbe:
+    def __init__(self) -> None:
+        self._result: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+        self._started = False
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._probe, name="gpu-probe", daemon=True).start()
+
+    def _probe(self) -> None:
+        try:
+            done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120)
+            info = json.loads(done.stdout.strip().splitlines()[-1])
+            self._result = {
+                "available": bool(info.get("cuda_available")),
+                "name": info.get("device_name"),
+                "memory_mb": info.get("memory_total_mb"),
+                "source": info.get("source") or "none",
+            }
+        except Exception as exc:  # noqa: BLE001 - /health must answer whatever happens here
+            self._result = {"available": False, "name": None, "memory_mb": None, "source": f"error: {exc}"[:200]}
+
+    def result(self) -> dict[str, Any]:
+        """The probe's answer; the first call starts it and answers "probing" meanwhile."""
+        self.start()
+        return dict(self._result or UNKNOWN)
