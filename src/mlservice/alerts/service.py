@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mlservice import live
 from mlservice.alerts.models import Alert
 from mlservice.auth.service import Principal
 from mlservice.db import Database, utcnow
-from mlservice.events import service as events
+from mlservice.db.pagination import paginate
 from mlservice.errors import Conflict, NotFound
+from mlservice.events import service as events
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -89,9 +90,7 @@ def list_alerts(
         query = query.where(Alert.model_key == model_key)
     if not principal.is_admin:
         query = query.where(Alert.admin_only.is_(False))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Alert.last_seen_at.desc(), Alert.id.desc()).limit(limit).offset(offset)).all()
-    return list(rows), total
+    return paginate(session, query, Alert.last_seen_at.desc(), Alert.id.desc(), limit=limit, offset=offset)
 
 
 def acknowledge(session: Session, principal: Principal, alert_id: int) -> Alert:

@@ -14,6 +14,7 @@ from mlservice.auth.models import AuthToken, Tier, TokenKind, User
 from mlservice.auth.schemas import UserCreate, UserUpdate
 from mlservice.auth.tokens import hash_secret, new_secret
 from mlservice.db import utcnow
+from mlservice.db.pagination import paginate
 from mlservice.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from mlservice.settings import Settings
 
@@ -252,9 +253,7 @@ def list_users(
     session: Session, *, limit: int, offset: int, include_deleted: bool = False
 ) -> tuple[list[User], int]:
     base = select(User) if include_deleted else _live_users()
-    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
-    users = session.scalars(base.order_by(User.id).limit(limit).offset(offset)).all()
-    return list(users), total
+    return paginate(session, base, User.id, limit=limit, offset=offset)
 
 
 def _require_rank(actor: Principal, tier: Tier, action: str) -> None:
@@ -363,9 +362,7 @@ def list_api_tokens(
     base = select(AuthToken).where(
         AuthToken.user_id == principal.user_id, AuthToken.kind == TokenKind.api.value
     )
-    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
-    tokens = session.scalars(base.order_by(AuthToken.id.desc()).limit(limit).offset(offset)).all()
-    return list(tokens), total
+    return paginate(session, base, AuthToken.id.desc(), limit=limit, offset=offset)
 
 
 def _own_api_token(session: Session, principal: Principal, token_id: int) -> AuthToken:

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mlservice.artifacts import ArtifactStore
 from mlservice.auth.service import Principal
 from mlservice.datasets.models import Dataset
+from mlservice.db.pagination import paginate
 from mlservice.errors import NotFound
 from mlservice.ml import ReadLimits, infer_schema, read_records, read_table
 
@@ -121,9 +122,7 @@ def list_datasets(
     query = select(Dataset)
     if not principal.is_admin:
         query = query.where(Dataset.user_id == principal.user_id)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Dataset.created_at.desc()).limit(limit).offset(offset)).all()
-    return list(rows), total
+    return paginate(session, query, Dataset.created_at.desc(), limit=limit, offset=offset)
 
 
 def load_frame(artifacts: ArtifactStore, dataset: Dataset) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from mlservice.artifacts import ArtifactStore
 from mlservice.auth.service import Principal
 from mlservice.datasets import service as datasets
 from mlservice.db import Database, utcnow
+from mlservice.db.pagination import paginate
 from mlservice.drift.models import DailyCheckRun, DriftReport, PredictionFeedback
 from mlservice.errors import Conflict, NotFound, Unprocessable
 from mlservice.jobs.models import Job, JobStatus, JobType
@@ -144,9 +145,7 @@ def list_reports(
         query = query.where(DriftReport.created_at >= created_after)
     if created_before:
         query = query.where(DriftReport.created_at < created_before)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(DriftReport.created_at.desc(), DriftReport.id.desc()).limit(limit).offset(offset)).all()
-    return list(rows), total
+    return paginate(session, query, DriftReport.created_at.desc(), DriftReport.id.desc(), limit=limit, offset=offset)
 
 
 def get_report(session: Session, report_id: int) -> DriftReport:

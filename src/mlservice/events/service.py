@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from mlservice.auth.service import Principal
 from mlservice.db import Database, utcnow
+from mlservice.db.pagination import paginate
 from mlservice.errors import NotFound
 from mlservice.events.models import Event
 from mlservice.events.security import BurstCounter, LoginGuard, RequestLimiter, fingerprint
@@ -547,9 +548,7 @@ def list_events(
         query = query.where(Event.created_at >= filters.since)
     if filters.until:
         query = query.where(Event.created_at < filters.until)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Event.created_at.desc(), Event.id.desc()).limit(limit).offset(offset))
-    return list(rows), total
+    return paginate(session, query, Event.created_at.desc(), Event.id.desc(), limit=limit, offset=offset)
 
 
 def get_event(session: Session, principal: Principal, event_id: int) -> Event:

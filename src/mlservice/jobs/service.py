@@ -11,11 +11,12 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, object_session
 
+from mlservice import live
 from mlservice.auth.service import Principal
 from mlservice.db import Database, utcnow
+from mlservice.db.pagination import paginate
 from mlservice.errors import Conflict, NotFound
 from mlservice.events import service as events
-from mlservice import live
 from mlservice.jobs.models import FINAL_STATUSES, Job, JobStatus, JobType
 from mlservice.origin import Origin
 from mlservice.settings import Settings
@@ -100,9 +101,7 @@ def list_jobs(
         query = query.where(Job.created_at < created_before)
     if updated_since:
         query = query.where(Job.updated_at >= updated_since)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    jobs = session.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)).all()
-    return list(jobs), total
+    return paginate(session, query, Job.created_at.desc(), Job.id, limit=limit, offset=offset)
 
 
 def request_cancel(session: Session, principal: Principal, job_id: str) -> Job:
