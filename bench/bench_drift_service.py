@@ -17,15 +17,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
 
-from bench_engine_drift import EVIDENTLY_SCRIPT, ensure_evidently, make_data
+from bench_engine_drift import make_data, run_evidently
 from harness import ADMIN_PASSWORD, running_server, wait_job
 
 
@@ -81,21 +78,9 @@ def main() -> None:
     print(f"verdict {report['verdict']}, drifted {report['drifted_features']}")
     if args.no_evidently:
         return
-    python = ensure_evidently()
-    if python is None:
-        print("Evidently could not be installed: no reference figure")
+    evidently = run_evidently(reference, current)
+    if evidently is None:
         return
-    with tempfile.TemporaryDirectory() as folder:
-        ref_path, cur_path = Path(folder) / "ref.parquet", Path(folder) / "cur.parquet"
-        reference.to_parquet(ref_path)
-        current.to_parquet(cur_path)
-        script = Path(folder) / "evidently_run.py"
-        script.write_text(EVIDENTLY_SCRIPT)
-        result = subprocess.run([str(python), str(script), str(ref_path), str(cur_path)], capture_output=True, text=True)
-    if result.returncode != 0:
-        print("Evidently failed:", result.stderr[-2000:])
-        return
-    evidently = json.loads(result.stdout.strip().splitlines()[-1])
     print(f"Evidently DataDriftPreset (Report.run only): {evidently['seconds']:.2f} s, drifted columns {evidently['drifted_columns']}")
     print(f"ratio Evidently / ours end to end: {evidently['seconds'] / ours:.1f}x")
 

@@ -92,6 +92,25 @@ def ensure_evidently() -> Path | None:
     return py
 
 
+def run_evidently(ref: pd.DataFrame, cur: pd.DataFrame) -> dict | None:
+    """Evidently's DataDriftPreset on the same frames, in its own venv; None if it can't run."""
+    py = ensure_evidently()
+    if py is None:
+        print("Evidently venv could not be created; no reference figure")
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        rp, cp = Path(d) / "ref.parquet", Path(d) / "cur.parquet"
+        ref.to_parquet(rp)
+        cur.to_parquet(cp)
+        script = Path(d) / "ev.py"
+        script.write_text(EVIDENTLY_SCRIPT)
+        r = subprocess.run([str(py), str(script), str(rp), str(cp)], capture_output=True, text=True)
+    if r.returncode != 0:
+        print("Evidently failed:\n" + r.stderr[-3000:])
+        return None
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -123,22 +142,9 @@ def main() -> None:
 
     if args.no_evidently:
         return
-    py = ensure_evidently()
-    if py is None:
-        print("Evidently venv could not be created; no reference figure")
+    ev = run_evidently(ref, cur)
+    if ev is None:
         return
-    with tempfile.TemporaryDirectory() as d:
-        rp, cp = Path(d) / "ref.parquet", Path(d) / "cur.parquet"
-        ref.to_parquet(rp)
-        cur.to_parquet(cp)
-        script = Path(d) / "ev.py"
-        script.write_text(EVIDENTLY_SCRIPT)
-        r = subprocess.run([str(py), str(script), str(rp), str(cp)], capture_output=True,
-                           text=True)
-    if r.returncode != 0:
-        print("Evidently failed:\n" + r.stderr[-3000:])
-        return
-    ev = json.loads(r.stdout.strip().splitlines()[-1])
     print(f"\n## Evidently 0.7.23 Report([DataDriftPreset()]).run on the same data")
     print(f"  {ev['seconds']:.2f} s, drifted columns {ev['drifted_columns']}; "
           f"load average {os.getloadavg()[0]:.2f}")

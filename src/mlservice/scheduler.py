@@ -22,6 +22,8 @@ from mlservice.predictions import log as prediction_log
 from mlservice.settings import Settings
 
 log = logging.getLogger(__name__)
+# APScheduler logs every run at INFO; the reconciler runs every few seconds.
+logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def apply_retention(settings: Settings, artifacts: ArtifactStore) -> None:
