@@ -97,6 +97,8 @@ export function errorFromResponse(status: number, statusText: string, bodyText: 
 export interface RequestOptions {
   method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
   body?: unknown;
+  /** Multipart body (file uploads); the browser sets its Content-Type. */
+  form?: FormData;
   query?: Record<string, string | number | boolean | undefined | null>;
   /** Default true: a 401 sends the user to the login page. */
   redirectOn401?: boolean;
@@ -115,7 +117,7 @@ export function buildUrl(path: string, query?: RequestOptions['query']): string 
 }
 
 export async function request<T>(path: string, opts: RequestOptions = {}): Promise<T> {
-  const { method = 'GET', body, query, redirectOn401 = true, signal } = opts;
+  const { method = 'GET', body, form, query, redirectOn401 = true, signal } = opts;
   const headers: Record<string, string> = { Accept: 'application/json', 'X-ML-Client': 'dashboard' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let res: Response;
@@ -123,7 +125,7 @@ export async function request<T>(path: string, opts: RequestOptions = {}): Promi
     res = await fetch(buildUrl(path, query), {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: form ?? (body === undefined ? undefined : JSON.stringify(body)),
       credentials: 'include',
       cache: 'no-store',
       signal,

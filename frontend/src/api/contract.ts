@@ -10,7 +10,27 @@
  * Nothing here is emitted into the bundle.
  */
 import type { components } from './schema';
-import type { ApiToken, ApiTokenCreated, Health, LoginResponse, Page, User } from './types';
+import type {
+  Alert,
+  ApiToken,
+  ApiTokenCreated,
+  Dataset,
+  DriftReport,
+  DriftSummary,
+  EventDetail,
+  EventItem,
+  FeedbackResult,
+  Health,
+  Job,
+  LoginResponse,
+  ModelDetail,
+  ModelSummary,
+  Page,
+  PredictJob,
+  TrainBody,
+  User,
+  VersionDetail,
+} from './types';
 
 type S = components['schemas'];
 
@@ -44,6 +64,18 @@ export type Contract = [
   None<Problems<ApiTokenCreated, S['TokenCreated']>>,
   None<Problems<ApiToken, S['TokenRead']>>,
   None<Problems<Page<ApiToken>, S['Page_TokenRead_']>>,
+  None<Problems<Page<Job>, S['Page_JobRead_']>>,
+  None<Problems<Dataset, S['DatasetRead']>>,
+  None<Problems<Page<ModelSummary>, S['Page_ModelSummary_']>>,
+  None<Problems<ModelDetail, S['ModelDetail']>>,
+  None<Problems<VersionDetail, S['VersionDetail']>>,
+  None<Problems<PredictJob, S['PredictJobRead']>>,
+  None<Problems<FeedbackResult, S['FeedbackRead']>>,
+  None<Problems<Page<DriftSummary>, S['Page_ReportSummary_']>>,
+  None<Problems<DriftReport, S['ReportRead']>>,
+  None<Problems<Page<Alert>, S['Page_AlertRead_']>>,
+  None<Problems<Page<EventItem>, S['Page_EventRead_']>>,
+  None<Problems<EventDetail, S['EventDetail']>>,
 ];
 
 // Request bodies the dashboard sends must be accepted: each field it sends must exist there.
@@ -57,4 +89,9 @@ export type Requests = [
   None<Sends<{ username: string; password: string; tier: string }, S['UserCreate']>>,
   None<Sends<{ tier?: string; is_active?: boolean }, S['UserUpdate']>>,
   None<Sends<{ name: string; expires_in_days?: number }, S['TokenCreate']>>,
+  None<Sends<TrainBody, S['TrainRequest']>>,
+  None<Sends<NonNullable<TrainBody['params']>, S['TrainParams']>>,
+  None<Sends<{ model_key: string; version: string | null; data: unknown[]; dataset_id: null }, S['PredictRequest']>>,
+  None<Sends<{ labels: unknown[] }, S['FeedbackRequest']>>,
+  None<Sends<{ model_key: string; last_days: number }, S['DriftCheckRequest']>>,
 ];

@@ -1,6 +1,30 @@
 /** Typed calls of the ML Service API (one function per endpoint the dashboard uses). */
-import { request } from './client';
-import type { ApiToken, ApiTokenCreated, Health, LoginResponse, Page, Tier, User } from './types';
+import { buildUrl, request } from './client';
+import type {
+  Alert,
+  ApiToken,
+  ApiTokenCreated,
+  Dataset,
+  DriftReport,
+  DriftSummary,
+  EventDetail,
+  EventItem,
+  FeedbackResult,
+  Health,
+  Job,
+  JobCreated,
+  LoginResponse,
+  ModelDetail,
+  ModelSummary,
+  Page,
+  PredictJob,
+  Tier,
+  TrainBody,
+  User,
+  VersionDetail,
+} from './types';
+
+type Query = Record<string, string | number | boolean | undefined | null>;
 
 export const health = (signal?: AbortSignal) => request<Health>('/health', { signal, redirectOn401: false });
 
@@ -40,4 +64,70 @@ export const tokens = {
     }),
   revoke: (id: number) => request<ApiToken>(`/auth/tokens/${id}/revoke`, { method: 'POST' }),
   remove: (id: number) => request<void>(`/auth/tokens/${id}`, { method: 'DELETE' }),
+};
+
+export const jobs = {
+  list: (query: Query, signal?: AbortSignal) => request<Page<Job>>('/jobs', { query, signal }),
+  get: (id: string, signal?: AbortSignal) => request<Job>(`/jobs/${encodeURIComponent(id)}`, { signal }),
+  cancel: (id: string) => request<Job>(`/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST' }),
+};
+
+export const datasets = {
+  upload: (file: File, name?: string) => {
+    const form = new FormData();
+    form.append('file', file);
+    if (name) form.append('name', name);
+    return request<Dataset>('/datasets', { method: 'POST', form });
+  },
+};
+
+export const training = {
+  start: (body: TrainBody) => request<JobCreated>('/train', { method: 'POST', body }),
+};
+
+const mk = (key: string) => `/models/${encodeURIComponent(key)}`;
+export const models = {
+  list: (signal?: AbortSignal) => request<Page<ModelSummary>>('/models', { query: { limit: 200 }, signal }),
+  get: (key: string, signal?: AbortSignal) => request<ModelDetail>(mk(key), { signal }),
+  version: (key: string, v: string, signal?: AbortSignal) =>
+    request<VersionDetail>(`${mk(key)}/versions/${encodeURIComponent(v)}`, { signal }),
+  promote: (key: string, v: string) =>
+    request<unknown>(`${mk(key)}/versions/${encodeURIComponent(v)}/promote`, { method: 'POST' }),
+  rollback: (key: string) => request<unknown>(`${mk(key)}/rollback`, { method: 'POST' }),
+};
+
+export const predict = {
+  start: (model_key: string, version: string | null, data: Record<string, unknown>[]) =>
+    request<JobCreated>('/predict', { method: 'POST', body: { model_key, version, data, dataset_id: null } }),
+  startFile: (model_key: string, file: File) => {
+    const form = new FormData();
+    form.append('model_key', model_key);
+    form.append('file', file);
+    return request<JobCreated>('/predict', { method: 'POST', form });
+  },
+  get: (id: string, signal?: AbortSignal) =>
+    request<PredictJob>(`/predict/${encodeURIComponent(id)}`, { query: { limit: 100 }, signal }),
+  exportUrl: (id: string, format: 'csv' | 'json') => buildUrl(`/predict/${encodeURIComponent(id)}/export`, { format }),
+  feedback: (id: string, labels: { row: number; label: string }[]) =>
+    request<FeedbackResult>(`/predict/${encodeURIComponent(id)}/feedback`, { method: 'POST', body: { labels } }),
+};
+
+export const drift = {
+  check: (model_key: string) =>
+    request<JobCreated>('/drift/check', { method: 'POST', body: { model_key, last_days: 1 } }),
+  reports: (query: Query, signal?: AbortSignal) =>
+    request<Page<DriftSummary>>('/drift/daily-reports', { query, signal }),
+  report: (id: number, signal?: AbortSignal) => request<DriftReport>(`/drift/reports/${id}`, { signal }),
+};
+
+export const alerts = {
+  list: (status: string, signal?: AbortSignal) => request<Page<Alert>>('/health/alerts', { query: { status }, signal }),
+  ack: (id: number) => request<Alert>(`/health/alerts/${id}/ack`, { method: 'POST' }),
+};
+
+export const events = {
+  list: (query: Query, signal?: AbortSignal) => request<Page<EventItem>>('/events', { query, signal }),
+  byIp: (ip: string, query: Query, signal?: AbortSignal) =>
+    request<Page<EventItem>>(`/events/by-ip/${encodeURIComponent(ip)}`, { query, signal }),
+  get: (id: number, signal?: AbortSignal) => request<EventDetail>(`/events/${id}`, { signal }),
 };
