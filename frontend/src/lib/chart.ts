@@ -1,0 +1,53 @@
+/** Pure helpers for the hand-written SVG charts (tested). */
+
+export type Scale = (v: number) => number;
+
+/** Linear map of [d0, d1] onto [r0, r1]; a flat domain maps to the middle. */
+export function linearScale([d0, d1]: [number, number], [r0, r1]: [number, number]): Scale {
+  if (!Number.isFinite(d0) || !Number.isFinite(d1) || d1 === d0) return () => (r0 + r1) / 2;
+  const k = (r1 - r0) / (d1 - d0);
+  return (v) => r0 + (v - d0) * k;
+}
+
+/** [min, max] of the finite values, or the fallback. */
+export function extent(values: number[], fallback: [number, number] = [0, 1]): [number, number] {
+  const v = values.filter(Number.isFinite);
+  if (!v.length) return fallback;
+  return [Math.min(...v), Math.max(...v)];
+}
+
+/** About `count` round tick values covering [lo, hi] (steps of 1, 2 or 5 × 10^n). */
+export function niceTicks(lo: number, hi: number, count = 4): number[] {
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [];
+  if (lo === hi) return [lo];
+  if (lo > hi) [lo, hi] = [hi, lo];
+  const raw = (hi - lo) / Math.max(1, count);
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  const out: number[] = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push(Number(t.toPrecision(12)));
+  return out;
+}
+
+/** SVG path "M x y L x y …" through the points (non-finite y values break the line). */
+export function linePath(points: { x: number; y: number | null }[], sx: Scale, sy: Scale): string {
+  let d = '';
+  let pen = false;
+  for (const p of points) {
+    if (p.y === null || !Number.isFinite(p.y)) {
+      pen = false;
+      continue;
+    }
+    d += `${pen ? 'L' : 'M'}${sx(p.x).toFixed(1)} ${sy(p.y).toFixed(1)}`;
+    pen = true;
+  }
+  return d;
+}
+
+export function formatTick(v: number): string {
+  const a = Math.abs(v);
+  if (a === 0) return '0';
+  if (a >= 1000) return v.toFixed(0);
+  if (a >= 10) return v.toFixed(1).replace(/\.0$/, '');
+  return Number(v.toPrecision(2)).toString();
+}
