@@ -309,13 +309,135 @@ describe('dashboard e2e (real backend, headless Chromium)', { timeout: 180_000 }
     assert.equal(r.status, 401);
   });
 
+  const FIXTURES = join(ROOT, 'tests', 'e2e', 'fixtures');
+  const MODEL = 'adult_e2e';
+  const wsFrames = [];
+
+  test('Training: upload a CSV, see its schema, train, and watch progress arrive over the socket', async () => {
+    page.on('websocket', (ws) => {
+      if (ws.url().endsWith('/ws')) ws.on('framereceived', (f) => wsFrames.push(String(f.payload)));
+    });
+    await page.goto(`${base}/#training`);
+    await page.getByRole('heading', { level: 1, name: 'Training' }).waitFor();
+    await page.getByLabel('Training data file').setInputFiles(join(FIXTURES, 'adult-train.csv'));
+    await page.getByRole('button', { name: 'Upload dataset' }).click();
+    const info = page.getByTestId('dataset-info');
+    await info.waitFor();
+    assert.match(await info.innerText(), /400 rows, 15 columns/);
+    // The inferred schema, with the reason of each type.
+    assert.equal(await page.getByLabel('Target column').inputValue(), 'income');
+    assert.equal(await page.getByLabel('Type of age').inputValue(), 'numeric');
+    assert.equal(await page.getByLabel('Type of workclass').inputValue(), 'categorical');
+    await page.getByLabel('Type of fnlwgt').selectOption('ignored');
+    await page.getByLabel('Model key').fill(MODEL);
+    await page.getByLabel('Hidden layers').fill('16');
+    await page.getByLabel('Max iterations').fill('15');
+    await snap('training-schema');
+    await page.getByRole('button', { name: 'Start training' }).click();
+    const view = page.getByTestId('job-view');
+    await view.waitFor();
+    await page.locator('[data-testid="job-view"][data-status="completed"]').waitFor({ timeout: 90_000 });
+    // The loss curve, drawn from details.history.
+    const chart = view.getByRole('img', { name: /Training loss over \d+ epochs/ });
+    await chart.waitFor();
+    const chartLabel = await chart.getAttribute('aria-label');
+    assert.ok(Number(/over (\d+) epochs/.exec(chartLabel)[1]) >= 2, chartLabel);
+    assert.equal(await view.getByRole('progressbar').getAttribute('aria-valuenow'), '100');
+    // Progress came live over the one WebSocket, not by polling.
+    const types = wsFrames.map((f) => JSON.parse(f).type);
+    assert.ok(types.includes('hello'), 'the socket said hello');
+    assert.ok(types.includes('job.progress'), `job.progress received (got ${[...new Set(types)].join(', ')})`);
+    assert.ok(types.includes('job.completed'), 'job.completed received');
+    await snap('training-done');
+  });
+
+  test('Models: the new model with its metrics and confusion matrix', async () => {
+    await page.getByRole('link', { name: 'See the model in Models' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Models' }).waitFor();
+    const row = page.locator(`tr[data-model="${MODEL}"]`);
+    await row.waitFor();
+    assert.match(await row.innerText(), /1\.0\.0[\s\S]*\d+\.\d%[\s\S]*\d+\.\d%/);
+    assert.match(await page.getByTestId('version-accuracy').first().innerText(), /^\d+\.\d%$/);
+    const matrix = page.getByRole('table', { name: /Confusion matrix of 1\.0\.0/ });
+    await matrix.waitFor();
+    assert.match(await matrix.innerText(), /<=50K/);
+    await snap('models');
+  });
+
+  test('Predict: a file, live progress, results, CSV export and feedback', async () => {
+    await page.goto(`${base}/#predict`);
+    await page.getByRole('heading', { level: 1, name: 'Predict' }).waitFor();
+    assert.equal(await page.getByLabel('Model', { exact: true }).inputValue(), MODEL);
+    await page.getByLabel('File to predict').setInputFiles(join(FIXTURES, 'adult-predict.csv'));
+    await page.getByRole('button', { name: 'Run prediction' }).click();
+    const results = page.getByTestId('predict-results');
+    await results.waitFor({ timeout: 60_000 });
+    assert.equal(await results.locator('tbody tr').count(), 60);
+    assert.match(await results.locator('tbody tr').first().innerText(), /50K/);
+    const href = await page.getByRole('link', { name: 'Export CSV' }).getAttribute('href');
+    assert.match(href, /\/predict\/[^/]+\/export\?format=csv$/);
+    const r = await page.request.get(`${base}${href}`);
+    assert.equal(r.status(), 200);
+    const csv = await r.text();
+    assert.match(csv.split('\n')[0], /prediction/);
+    assert.ok(csv.trim().split('\n').length >= 61, 'header + 60 rows');
+    await page.getByLabel('True label of row 0', { exact: true }).selectOption('<=50K');
+    await page.getByLabel('True label of row 1', { exact: true }).selectOption('>50K');
+    await page.getByRole('button', { name: 'Send feedback labels' }).click();
+    await page.getByText(/2 labels saved/).waitFor();
+    await snap('predict');
+  });
+
+  test('Jobs: the training and prediction jobs, filters and details', async () => {
+    await page.goto(`${base}/#jobs`);
+    await page.getByRole('heading', { level: 1, name: 'Jobs' }).waitFor();
+    await page.locator('tr[data-job-type="train"][data-status="completed"]').waitFor();
+    await page.locator('tr[data-job-type="predict"][data-status="completed"]').waitFor();
+    await page.getByLabel('Type', { exact: true }).selectOption('predict');
+    await page.waitForFunction(() => document.querySelectorAll('tr[data-job-type="train"]').length === 0);
+    assert.ok((await page.locator('tr[data-job-type="predict"]').count()) >= 1);
+    await page.getByLabel('Type', { exact: true }).selectOption('train');
+    await page.getByRole('button', { name: /^Details of train job/ }).first().click();
+    const view = page.getByTestId('job-view');
+    await view.getByRole('img', { name: /Training loss/ }).waitFor();
+    assert.match(await view.getByRole('list', { name: 'Stages' }).innerText(), /fit_model/);
+    await snap('jobs');
+  });
+
+  test('Drift: check now, the report appears live and opens per feature', async () => {
+    await page.goto(`${base}/#models`);
+    await page.locator(`tr[data-model="${MODEL}"]`).waitFor();
+    await page.getByRole('button', { name: 'Check drift now' }).click();
+    const row = page.getByTestId('drift-row').first();
+    await row.waitFor({ timeout: 60_000 });
+    assert.match(await row.innerText(), /no_drift|drift|not_enough_data/);
+    await snap('models-drift');
+    await row.getByRole('link').click();
+    await page.getByRole('heading', { level: 1, name: 'Events' }).waitFor();
+    const report = page.getByTestId('drift-report');
+    await report.waitFor();
+    assert.match(await report.innerText(), new RegExp(`${MODEL} 1\\.0\\.0`));
+  });
+
+  test('Events: the feed shows the jobs, with details and by-IP', async () => {
+    await page.locator('tr[data-type="train.completed"], tr[data-type="train.requested"]').first().waitFor();
+    await page.getByRole('button', { name: /^Details of event \d+ predict\./ }).first().click();
+    const detail = page.getByTestId('event-detail');
+    await detail.waitFor();
+    assert.match(await detail.innerText(), /Input[\s\S]*Output/);
+    await page.getByRole('button', { name: /^Events from / }).first().click();
+    await page.getByRole('button', { name: 'Show all IPs' }).waitFor();
+    assert.ok((await page.getByTestId('event-row').count()) > 0);
+    await snap('events');
+  });
+
   test('About shows the version and curl examples; the layout fits a 390 px phone', async () => {
     await page.goto(`${base}/#about`);
     await page.getByRole('heading', { level: 1, name: 'About' }).waitFor();
     await page.getByTestId('about-version').getByText(/\d+\.\d+\.\d+/).waitFor();
     assert.match(await page.locator('pre').first().innerText(), /curl -X POST ".*\/auth\/login"/);
     await page.setViewportSize({ width: 390, height: 844 });
-    for (const tab of ['overview', 'users', 'profile', 'about']) {
+    for (const tab of ['overview', 'users', 'profile', 'about', 'training', 'models', 'predict', 'jobs', 'events']) {
       await page.goto(`${base}/#${tab}`);
       await page.locator('#content h2').first().waitFor();
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

@@ -18,8 +18,8 @@ const user = (tier: User['tier']): User => ({
 
 describe('tab registry and hash routing', () => {
   it('admins see Users and Admin panel; users do not', () => {
-    expect(visibleTabs(user('admin')).map((t) => t.id)).toEqual(['overview', 'profile', 'users', 'about', 'admin']);
-    expect(visibleTabs(user('user')).map((t) => t.id)).toEqual(['overview', 'profile', 'about']);
+    expect(visibleTabs(user('admin')).map((t) => t.id)).toEqual(['overview', 'training', 'models', 'predict', 'jobs', 'events', 'profile', 'users', 'about', 'admin']);
+    expect(visibleTabs(user('user')).map((t) => t.id)).toEqual(['overview', 'training', 'models', 'predict', 'jobs', 'events', 'profile', 'about']);
     expect(visibleTabs(null)).toEqual([]);
   });
 
@@ -30,6 +30,7 @@ describe('tab registry and hash routing', () => {
     expect(tabFromHash('#users', user('user'))?.id).toBe('overview');
     expect(tabFromHash('#nope', user('user'))?.id).toBe('overview');
     expect(tabFromHash('', user('user'))?.id).toBe('overview');
+    expect(tabFromHash('#events?report=3', user('user'))?.id).toBe('events');
   });
 
   it('tab ids are never API paths (tabs live in the hash, not in routes)', () => {

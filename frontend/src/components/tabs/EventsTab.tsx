@@ -1,0 +1,338 @@
+'use client';
+/**
+ * Events and monitoring: alerts (acknowledge), the event feed (type, source,
+ * suspicious; by IP), an event's input/output, and drift reports per feature.
+ * alert.*, drift.report_ready, security.* and finished jobs refresh it live.
+ */
+import { useEffect, useRef, useState } from 'react';
+import { alerts, drift, events } from '@/api/endpoints';
+import type { DriftFeature } from '@/api/types';
+import { formatDate } from '@/lib/format';
+import { useLive } from '@/lib/live';
+import { isFinished } from '@/lib/liveState';
+import { useAction, useApi } from '@/lib/useApi';
+import { Empty, ErrorBox, Loading } from '../Status';
+import type { TabProps } from './registry';
+
+function reportFromHash(): number | null {
+  const m = /[?&]report=(\d+)/.exec(typeof window === 'undefined' ? '' : window.location.hash);
+  return m ? Number(m[1]) : null;
+}
+
+export default function EventsTab(_: TabProps) {
+  const [report, setReport] = useState<number | null>(null);
+  const [tick, setTick] = useState(0);
+  const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  useEffect(() => {
+    const on = () => setReport(reportFromHash());
+    on();
+    window.addEventListener('hashchange', on);
+    return () => window.removeEventListener('hashchange', on);
+  }, []);
+  useLive((m) => {
+    const t = m.type;
+    if (t.startsWith('alert.') || t.startsWith('security.') || t === 'drift.report_ready' || t === 'resync' || (t.startsWith('job.') && isFinished(String(m.data.status ?? '')))) {
+      // Coalesce bursts into one refetch.
+      if (timer.current) clearTimeout(timer.current);
+      timer.current = setTimeout(() => setTick((x) => x + 1), 300);
+    }
+  });
+  return (
+    <>
+      <Alerts tick={tick} />
+      <Reports tick={tick} selected={report} onSelect={setReport} />
+      <Events tick={tick} />
+    </>
+  );
+}
+
+function Alerts({ tick }: { tick: number }) {
+  const [status, setStatus] = useState('active');
+  const list = useApi((signal) => alerts.list(status, signal), [status, tick]);
+  const ack = useAction(alerts.ack);
+  const items = list.data?.items ?? [];
+  return (
+    <section className="card" aria-labelledby="alerts-h">
+      <h2 id="alerts-h">Alerts</h2>
+      <div className="toolbar">
+        <div className="field">
+          <label htmlFor="al-status">Status</label>
+          <select id="al-status" value={status} onChange={(e) => setStatus(e.target.value)}>
+            {['active', 'acknowledged', 'resolved', 'all'].map((s) => (
+              <option key={s}>{s}</option>
+            ))}
+          </select>
+        </div>
+      </div>
+      <ErrorBox message={list.error ?? ack.error} onRetry={list.reload} />
+      {list.loading && !list.data ? (
+        <Loading />
+      ) : !items.length ? (
+        <Empty>No {status === 'all' ? '' : `${status} `}alerts.</Empty>
+      ) : (
+        <ul className="alert-list">
+          {items.map((a) => (
+            <li key={a.id} className={`alert ${a.severity === 'critical' || a.severity === 'major' ? 'alert-error' : 'alert-warning'}`} data-testid="alert-item">
+              <strong>{a.kind}</strong> {a.model_key && `· ${a.model_key} `}· {a.message} <span className="muted">({a.occurrences}×, last {formatDate(a.last_seen_at)}, {a.status})</span>{' '}
+              {typeof a.link?.report_id === 'number' && <a href={`#events?report=${a.link.report_id}`}>report #{String(a.link.report_id)}</a>}{' '}
+              {a.status === 'active' && (
+                <button type="button" className="btn btn-sm" disabled={ack.pending} onClick={() => ack.run(a.id).then((r) => r.ok && list.reload())}>
+                  Acknowledge
+                </button>
+              )}
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+function Reports({ tick, selected, onSelect }: { tick: number; selected: number | null; onSelect: (id: number | null) => void }) {
+  const list = useApi((signal) => drift.reports({ limit: 20 }, signal), [tick]);
+  const items = list.data?.items ?? [];
+  return (
+    <section className="card" aria-labelledby="reports-h">
+      <h2 id="reports-h">Drift reports</h2>
+      <ErrorBox message={list.error} onRetry={list.reload} />
+      {list.loading && !list.data ? (
+        <Loading />
+      ) : !items.length ? (
+        <Empty>No drift reports yet. Run “Check drift now” in Models.</Empty>
+      ) : (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Report</th>
+                <th scope="col">Model</th>
+                <th scope="col">Verdict</th>
+                <th scope="col">Drifted share</th>
+                <th scope="col">Rows</th>
+                <th scope="col">Created</th>
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((r) => (
+                <tr key={r.id} aria-selected={r.id === selected} data-testid="report-row">
+                  <td>
+                    <button type="button" className="link-btn" onClick={() => onSelect(r.id)} aria-label={`Show drift report ${r.id}`}>
+                      #{r.id}
+                    </button>
+                  </td>
+                  <td>
+                    {r.model_key} {r.version}
+                  </td>
+                  <td>{r.verdict}</td>
+                  <td>{(r.drifted_share * 100).toFixed(0)}%</td>
+                  <td>{r.sample_size}</td>
+                  <td>{formatDate(r.created_at)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {selected !== null && <ReportView id={selected} />}
+    </section>
+  );
+}
+
+function Bars({ f }: { f: DriftFeature }) {
+  const ref = f.reference_shares ?? [];
+  const cur = f.current_shares ?? [];
+  const labels = f.bin_labels ?? [];
+  const n = Math.min(8, Math.max(ref.length, cur.length));
+  if (!n) return null;
+  return (
+    <div className="bars" aria-label={`Reference vs current shares of ${f.name}`} role="img">
+      {Array.from({ length: n }, (_, i) => (
+        <div key={i} title={`${labels[i] ?? i}: reference ${((ref[i] ?? 0) * 100).toFixed(1)}%, current ${((cur[i] ?? 0) * 100).toFixed(1)}%`}>
+          <div className="bar bar-ref" style={{ width: `${(ref[i] ?? 0) * 100}%` }} />
+          <div className="bar bar-cur" style={{ width: `${(cur[i] ?? 0) * 100}%` }} />
+        </div>
+      ))}
+    </div>
+  );
+}
+
+const num = (v: number | null | undefined) => (typeof v === 'number' ? v.toFixed(3) : '—');
+
+function ReportView({ id }: { id: number }) {
+  const r = useApi((signal) => drift.report(id, signal), [id]);
+  if (r.error) return <ErrorBox message={r.error} onRetry={r.reload} />;
+  if (!r.data) return <Loading label="Loading the report…" />;
+  const d = r.data;
+  const features = d.features as unknown as DriftFeature[];
+  return (
+    <div data-testid="drift-report">
+      <h3>
+        Report #{d.id}: {d.model_key} {d.version} — {d.verdict}
+      </h3>
+      <p className="muted">
+        {d.sample_size} rows, {(d.drifted_share * 100).toFixed(0)}% of features drifted · {formatDate(d.window_start, '—')} → {formatDate(d.window_end, '—')} ·{' '}
+        {d.trigger}
+      </p>
+      <p className="legend">
+        <span>
+          <span className="swatch bar-ref" aria-hidden="true" /> reference
+        </span>
+        <span>
+          <span className="swatch bar-cur" aria-hidden="true" /> current
+        </span>
+      </p>
+      <div className="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Feature</th>
+              <th scope="col">Type</th>
+              <th scope="col">PSI</th>
+              <th scope="col">JS</th>
+              <th scope="col">Severity</th>
+              <th scope="col">Reference vs current</th>
+            </tr>
+          </thead>
+          <tbody>
+            {features.map((f) => (
+              <tr key={f.name}>
+                <td>{f.name}</td>
+                <td>{f.type ?? ''}</td>
+                <td>{num(f.psi)}</td>
+                <td>{num(f.js)}</td>
+                <td>{f.severity ?? 'none'}</td>
+                <td>
+                  <Bars f={f} />
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </div>
+  );
+}
+
+function Events({ tick }: { tick: number }) {
+  const [type, setType] = useState('');
+  const [source, setSource] = useState('');
+  const [suspicious, setSuspicious] = useState(false);
+  const [ip, setIp] = useState('');
+  const [selected, setSelected] = useState<number | null>(null);
+  const q = { type: type || undefined, source: source || undefined, suspicious: suspicious || undefined, limit: 100 };
+  const list = useApi((signal) => (ip ? events.byIp(ip, q, signal) : events.list(q, signal)), [type, source, suspicious, ip, tick]);
+  const items = list.data?.items ?? [];
+  return (
+    <section className="card" aria-labelledby="events-h">
+      <h2 id="events-h">Events</h2>
+      <div className="toolbar">
+        <div className="field">
+          <label htmlFor="ev-type">Type</label>
+          <input id="ev-type" value={type} onChange={(e) => setType(e.target.value.trim())} placeholder="e.g. login, train.completed" />
+        </div>
+        <div className="field">
+          <label htmlFor="ev-source">Source</label>
+          <select id="ev-source" value={source} onChange={(e) => setSource(e.target.value)}>
+            <option value="">All sources</option>
+            <option>gui</option>
+            <option>api</option>
+            <option>system</option>
+          </select>
+        </div>
+        <label className="check">
+          <input type="checkbox" checked={suspicious} onChange={(e) => setSuspicious(e.target.checked)} /> Suspicious only
+        </label>
+        {ip && (
+          <span>
+            IP {ip}{' '}
+            <button type="button" className="link-btn" onClick={() => setIp('')}>
+              Show all IPs
+            </button>
+          </span>
+        )}
+      </div>
+      <ErrorBox message={list.error} onRetry={list.reload} />
+      {list.loading && !list.data ? (
+        <Loading label="Loading events…" />
+      ) : !items.length ? (
+        <Empty>No events match.</Empty>
+      ) : (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Time</th>
+                <th scope="col">Type</th>
+                <th scope="col">User</th>
+                <th scope="col">Source</th>
+                <th scope="col">IP</th>
+                <th scope="col">Request</th>
+                <th scope="col">Outcome</th>
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((e) => (
+                <tr key={e.id} className={e.suspicious ? 'suspicious' : undefined} aria-selected={e.id === selected} data-testid="event-row" data-type={e.type}>
+                  <td>{formatDate(e.created_at)}</td>
+                  <td>
+                    <button type="button" className="link-btn" onClick={() => setSelected(e.id)} aria-label={`Details of event ${e.id} ${e.type}`}>
+                      {e.type}
+                    </button>
+                    {e.suspicious && <span className="badge badge-bad"> suspicious</span>}
+                  </td>
+                  <td>{e.username ?? '—'}</td>
+                  <td>{e.source}</td>
+                  <td>
+                    {e.client_ip ? (
+                      <button type="button" className="link-btn" onClick={() => setIp(e.client_ip as string)} aria-label={`Events from ${e.client_ip}`}>
+                        {e.client_ip}
+                      </button>
+                    ) : (
+                      '—'
+                    )}
+                  </td>
+                  <td>{e.method ? `${e.method} ${e.path ?? ''} ${e.status_code ?? ''}` : '—'}</td>
+                  <td>{e.outcome}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {selected !== null && <EventView id={selected} />}
+    </section>
+  );
+}
+
+function EventView({ id }: { id: number }) {
+  const e = useApi((signal) => events.get(id, signal), [id]);
+  if (e.error) return <ErrorBox message={e.error} />;
+  if (!e.data) return <Loading />;
+  const d = e.data;
+  return (
+    <div data-testid="event-detail">
+      <h3>
+        Event #{d.id}: {d.type}
+      </h3>
+      {d.suspicious && (
+        <div className="alert alert-error" role="alert">
+          Suspicious: {d.reasons.join('; ')}
+        </div>
+      )}
+      <p className="muted">
+        {formatDate(d.created_at)} · {d.username ?? 'anonymous'} · {d.client_ip ?? '—'} · {d.user_agent ?? ''}
+        {d.message ? ` · ${d.message}` : ''}
+      </p>
+      <div className="grid-2">
+        <div>
+          <h4>Input</h4>
+          <pre className="json">{d.input ? JSON.stringify(d.input, null, 2) : '—'}</pre>
+        </div>
+        <div>
+          <h4>Output</h4>
+          <pre className="json">{d.output ? JSON.stringify(d.output, null, 2) : '—'}</pre>
+        </div>
+      </div>
+    </div>
+  );
+}
