@@ -999,9 +999,21 @@ export interface components {
             /** Labels */
             labels: components["schemas"]["FeedbackItem"][];
         };
+        /** GpuHealth */
+        GpuHealth: {
+            /** Available */
+            available: boolean | null;
+            /** Memory Mb */
+            memory_mb: number | null;
+            /** Name */
+            name: string | null;
+            /** Source */
+            source: string;
+        };
         /** HealthRead */
         HealthRead: {
             database: components["schemas"]["DatabaseHealth"];
+            gpu: components["schemas"]["GpuHealth"];
             queue: components["schemas"]["QueueHealth"];
             /** Status */
             status: string;

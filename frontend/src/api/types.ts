@@ -36,8 +36,8 @@ export interface Health {
   version: string;
   uptime_s: number;
   database: { ok: boolean; backend: 'sqlite' | 'postgresql' };
-  /** In the API contract, but not sent by the backend yet (0.12.0): the Overview shows "unknown". */
-  gpu?: { available: boolean; name: string | null; memory_mb: number | null };
+  /** Optional: older servers do not send it. `available` is null while the first probe runs. */
+  gpu?: { available: boolean | null; name: string | null; memory_mb: number | null; source?: string };
 }
 
 export interface ApiTokenCreated {

@@ -73,6 +73,11 @@ describe('Overview health cards', () => {
     const { gpu: _, ...noGpu } = base;
     expect(renderToStaticMarkup(<HealthCards h={noGpu} />)).toContain('Unknown');
   });
+
+  it('says the GPU is being checked while the first probe runs', () => {
+    const html = renderToStaticMarkup(<HealthCards h={{ ...base, gpu: { available: null, name: null, memory_mb: null, source: 'probing' } }} />);
+    expect(html).toContain('Checking…');
+  });
 });
 
 describe('formatting and small logic', () => {

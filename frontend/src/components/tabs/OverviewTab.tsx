@@ -68,7 +68,12 @@ export function HealthCards({ h }: { h: Health }) {
         <p className="muted">{h.database.ok ? 'Reachable' : 'Not reachable'}</p>
       </Card>
       <Card label="GPU" testid="card-gpu">
-        {h.gpu ? (
+        {h.gpu && h.gpu.available === null ? (
+          <>
+            <p className="stat-value">Checking…</p>
+            <p className="muted">The server is probing its GPU.</p>
+          </>
+        ) : h.gpu ? (
           <>
             <p className="stat-value">
               <span className={h.gpu.available ? 'dot dot-ok' : 'dot'} aria-hidden="true" />
