@@ -1,6 +1,7 @@
 /** One job: status, stages, progress bar, error, result (shared by Jobs and Training). */
 import type { EpochPoint, Job } from '@/api/types';
 import { formatDate } from '@/lib/format';
+import { progressPct } from '@/lib/liveState';
 import { LineChart } from './LineChart';
 
 export function StatusBadge({ status }: { status: string }) {
@@ -9,8 +10,9 @@ export function StatusBadge({ status }: { status: string }) {
   return <span className={`badge ${cls}`}>{status}</span>;
 }
 
+/** Job progress is a percentage, 0–100. */
 export function Progress({ value, label }: { value: number; label: string }) {
-  const pct = Math.round(Math.max(0, Math.min(1, value)) * 100);
+  const pct = progressPct(value);
   return (
     <div className="progress-row">
       <div className="progress" role="progressbar" aria-label={label} aria-valuemin={0} aria-valuemax={100} aria-valuenow={pct}>

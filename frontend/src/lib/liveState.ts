@@ -86,3 +86,8 @@ export function mergeJobs(list: Job[], fresh: Job[]): Job[] {
 }
 
 export const isFinished = (status: string) => status === 'completed' || status === 'failed' || status === 'cancelled';
+
+/** A job's progress (0–100, as the API sends it) as a whole percentage for display. */
+export function progressPct(v: number): number {
+  return Number.isFinite(v) ? Math.round(Math.max(0, Math.min(100, v))) : 0;
+}

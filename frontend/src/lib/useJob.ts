@@ -42,7 +42,7 @@ export function useJob(id: string | null): { job: Job | null; error: string | nu
           const info = v?.training?.info as { history?: EpochPoint[] } | undefined;
           const full = info?.history ?? (v?.training?.history as EpochPoint[] | undefined);
           const have = (j.details?.history as EpochPoint[] | undefined) ?? [];
-          if (Array.isArray(full) && full.length > have.length) j = { ...j, details: { ...j.details, history: full } };
+          if (Array.isArray(full) && full.length > have.length) j = { ...j, details: { ...j.details, history: full, epoch: full[full.length - 1]?.epoch } };
         }
         if (ctl.signal.aborted) return;
         setJob(j);

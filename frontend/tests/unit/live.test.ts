@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Job } from '@/api/types';
-import { appendEpoch, applyJobMessage, backoffMs, mergeJobs, parseMessage, patchJob, resyncSince, type LiveMessage } from '@/lib/liveState';
+import { progressPct, appendEpoch, applyJobMessage, backoffMs, mergeJobs, parseMessage, patchJob, resyncSince, type LiveMessage } from '@/lib/liveState';
 import { extent, linearScale, linePath, niceTicks } from '@/lib/chart';
 import { parseLayers } from '@/components/tabs/TrainingTab';
 import { parseRecords } from '@/components/tabs/PredictTab';
@@ -80,6 +80,16 @@ describe('live messages', () => {
       ['b', 'queued'],
       ['a', 'completed'],
     ]);
+  });
+});
+
+describe('progress', () => {
+  it('is a 0-100 percentage from the API', () => {
+    expect(progressPct(45.5)).toBe(46);
+    expect(progressPct(100)).toBe(100);
+    expect(progressPct(150)).toBe(100);
+    expect(progressPct(-3)).toBe(0);
+    expect(progressPct(NaN)).toBe(0);
   });
 });
 

@@ -228,7 +228,7 @@ function Events({ tick }: { tick: number }) {
       <div className="toolbar">
         <div className="field">
           <label htmlFor="ev-type">Type</label>
-          <input id="ev-type" value={type} onChange={(e) => setType(e.target.value.trim())} placeholder="e.g. login, train.completed" />
+          <input id="ev-type" type="text" value={type} onChange={(e) => setType(e.target.value.trim())} placeholder="e.g. login, train.completed" />
         </div>
         <div className="field">
           <label htmlFor="ev-source">Source</label>

@@ -133,11 +133,11 @@ export default function TrainingTab(_: TabProps) {
               </div>
               <div className="field">
                 <label htmlFor="train-key">Model key</label>
-                <input id="train-key" name="model_key" defaultValue={ds.name.replace(/[^A-Za-z0-9_.-]+/g, '_')} required />
+                <input id="train-key" type="text" name="model_key" defaultValue={ds.name.replace(/[^A-Za-z0-9_.-]+/g, '_')} required />
               </div>
               <div className="field">
                 <label htmlFor="train-layers">Hidden layers</label>
-                <input id="train-layers" name="layers" defaultValue="64, 32" inputMode="numeric" />
+                <input id="train-layers" type="text" name="layers" defaultValue="64, 32" inputMode="numeric" />
               </div>
               <div className="field">
                 <label htmlFor="train-iter">Max iterations</label>
