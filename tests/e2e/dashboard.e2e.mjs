@@ -368,10 +368,12 @@ describe('dashboard e2e (real backend, headless Chromium)', { timeout: 180_000 }
     await page.goto(`${base}/#predict`);
     await page.getByRole('heading', { level: 1, name: 'Predict' }).waitFor();
     assert.equal(await page.getByLabel('Model', { exact: true }).inputValue(), MODEL);
+    await page.getByLabel('Version', { exact: true }).selectOption('1.0.0');
     await page.getByLabel('File to predict').setInputFiles(join(FIXTURES, 'adult-predict.csv'));
     await page.getByRole('button', { name: 'Run prediction' }).click();
     const results = page.getByTestId('predict-results');
     await results.waitFor({ timeout: 60_000 });
+    assert.match(await page.getByTestId('job-view').innerText(), /adult_e2e 1\.0\.0/);
     assert.equal(await results.locator('tbody tr').count(), 60);
     assert.match(await results.locator('tbody tr').first().innerText(), /50K/);
     const href = await page.getByRole('link', { name: 'Export CSV' }).getAttribute('href');

@@ -99,9 +99,10 @@ export const models = {
 export const predict = {
   start: (model_key: string, version: string | null, data: Record<string, unknown>[]) =>
     request<JobCreated>('/predict', { method: 'POST', body: { model_key, version, data, dataset_id: null } }),
-  startFile: (model_key: string, file: File) => {
+  startFile: (model_key: string, version: string | null, file: File) => {
     const form = new FormData();
     form.append('model_key', model_key);
+    if (version) form.append('version', version);
     form.append('file', file);
     return request<JobCreated>('/predict', { method: 'POST', form });
   },

@@ -46,7 +46,7 @@ export default function PredictTab(_: TabProps) {
   const start = useAction(async () => {
     if (mode === 'file') {
       if (!file) throw new Error('Choose a file first.');
-      return predict.startFile(modelKey, file);
+      return predict.startFile(modelKey, version || null, file);
     }
     return predict.start(modelKey, version || null, parseRecords(text));
   });
@@ -87,7 +87,7 @@ export default function PredictTab(_: TabProps) {
               </div>
               <div className="field">
                 <label htmlFor="pr-version">Version</label>
-                <select id="pr-version" value={version} onChange={(e) => setVersion(e.target.value)} disabled={mode === 'file'}>
+                <select id="pr-version" value={version} onChange={(e) => setVersion(e.target.value)}>
                   <option value="">Active version</option>
                   {detail.data?.versions.map((v) => (
                     <option key={v.version}>{v.version}</option>
@@ -105,10 +105,7 @@ export default function PredictTab(_: TabProps) {
               </fieldset>
             </div>
             {mode === 'file' ? (
-              <>
-                <FileDrop id="pr-file" label="File to predict" file={file} onFile={setFile} accept=".csv,.json,.jsonl,.parquet,.txt" />
-                <p className="hint">A file always uses the active version.</p>
-              </>
+              <FileDrop id="pr-file" label="File to predict" file={file} onFile={setFile} accept=".csv,.json,.jsonl,.parquet,.txt" />
             ) : (
               <div className="field">
                 <label htmlFor="pr-json">Records (JSON list of objects)</label>
