@@ -61,10 +61,42 @@ def running_server(**env_overrides: str) -> Iterator[str]:
                     time.sleep(0.2)
             else:
                 raise RuntimeError(process.stderr.read().decode() if process.stderr else "no start")
+            wait_until_idle(process.pid)
             yield base
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of a process and all its descendants, from /proc (Linux)."""
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        pending.extend(int(child) for child in children)
+    return total
+
+
+def wait_until_idle(pid: int, timeout: float = 90.0) -> None:
+    """`serve` answers /health before its background start-up is over (worker processes
+    importing the ML stack, the GPU probe importing torch): wait until the server's process
+    tree is quiet, or every measurement would share the cores with that start-up."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    previous = _cpu_seconds(pid)
+    while time.monotonic() < deadline and quiet < 3:
+        time.sleep(0.5)
+        current = _cpu_seconds(pid)
+        quiet = quiet + 1 if current - previous < 0.05 else 0
+        previous = current
 
 
 @dataclass
