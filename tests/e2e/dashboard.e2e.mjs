@@ -427,6 +427,19 @@ describe('dashboard e2e (real backend, headless Chromium)', { timeout: 180_000 }
     const detail = page.getByTestId('event-detail');
     await detail.waitFor();
     assert.match(await detail.innerText(), /Input[\s\S]*Output/);
+    // Filters: a type prefix, and suspicious only (the revoked token's use was flagged earlier).
+    await page.getByLabel('Type', { exact: true }).fill('predict');
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll('tr[data-testid="event-row"]')];
+      return rows.length > 0 && rows.every((r) => r.dataset.type.startsWith('predict'));
+    });
+    await page.getByLabel('Type', { exact: true }).fill('');
+    await page.getByLabel('Suspicious only').check();
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll('tr[data-testid="event-row"]')];
+      return rows.length > 0 && rows.every((r) => r.classList.contains('suspicious'));
+    });
+    await page.getByLabel('Suspicious only').uncheck();
     await page.getByRole('button', { name: /^Events from / }).first().click();
     await page.getByRole('button', { name: 'Show all IPs' }).waitFor();
     assert.ok((await page.getByTestId('event-row').count()) > 0);

@@ -214,8 +214,14 @@ function ReportView({ id }: { id: number }) {
 }
 
 function Events({ tick }: { tick: number }) {
+  const [typeInput, setTypeInput] = useState('');
   const [type, setType] = useState('');
   const [source, setSource] = useState('');
+  // Typing a type filter fetches once the typing pauses, not per keystroke.
+  useEffect(() => {
+    const t = setTimeout(() => setType(typeInput.trim()), 300);
+    return () => clearTimeout(t);
+  }, [typeInput]);
   const [suspicious, setSuspicious] = useState(false);
   const [ip, setIp] = useState('');
   const [selected, setSelected] = useState<number | null>(null);
@@ -228,7 +234,7 @@ function Events({ tick }: { tick: number }) {
       <div className="toolbar">
         <div className="field">
           <label htmlFor="ev-type">Type</label>
-          <input id="ev-type" type="text" value={type} onChange={(e) => setType(e.target.value.trim())} placeholder="e.g. login, train.completed" />
+          <input id="ev-type" type="text" value={typeInput} onChange={(e) => setTypeInput(e.target.value)} placeholder="e.g. login, train.completed" />
         </div>
         <div className="field">
           <label htmlFor="ev-source">Source</label>
