@@ -395,6 +395,15 @@ describe('dashboard e2e (real backend, headless Chromium)', { timeout: 180_000 }
     await page.getByRole('heading', { level: 1, name: 'Jobs' }).waitFor();
     await page.locator('tr[data-job-type="train"][data-status="completed"]').waitFor();
     await page.locator('tr[data-job-type="predict"][data-status="completed"]').waitFor();
+    // A job started elsewhere appears without a reload: job.created/job.completed over the socket.
+    const started = await page.request.post(`${base}/drift/check`, {
+      headers: { 'X-ML-Client': 'dashboard' },
+      data: { model_key: MODEL, last_days: 1 },
+    });
+    assert.equal(started.status(), 202);
+    const { job_id: driftJob } = await started.json();
+    await page.locator(`tr[data-job-type="drift"][data-status="completed"]`).waitFor({ timeout: 30_000 });
+    assert.ok(driftJob);
     await page.getByLabel('Type', { exact: true }).selectOption('predict');
     await page.waitForFunction(() => document.querySelectorAll('tr[data-job-type="train"]').length === 0);
     assert.ok((await page.locator('tr[data-job-type="predict"]').count()) >= 1);

@@ -4,7 +4,7 @@
  * kept current by the socket (job.* messages; a resync refetches with
  * updated_since), with details and cancel.
  */
-import { useCallback, useState } from 'react';
+import { useCallback, useRef, useState } from 'react';
 import { jobs } from '@/api/endpoints';
 import { JOB_STATUSES, JOB_TYPES, type Job } from '@/api/types';
 import { formatDate } from '@/lib/format';
@@ -25,6 +25,9 @@ export default function JobsTab(_: TabProps) {
   const list = useApi((signal) => jobs.list({ type: type || undefined, status: status || undefined, limit: LIMIT }, signal), [type, status]);
   const cancel = useAction(jobs.cancel);
   const { setData } = list;
+  const items = list.data?.items ?? [];
+  const itemsRef = useRef(items);
+  itemsRef.current = items;
 
   const matches = useCallback((j: Job) => (!type || j.type === type) && (!status || j.status === status), [type, status]);
 
@@ -49,21 +52,13 @@ export default function JobsTab(_: TabProps) {
     }
     if (!m.type.startsWith('job.')) return;
     const id = String(m.data.job_id ?? '');
-    let missing = false;
-    setData((prev) => {
-      if (!prev) return prev as never;
-      const next = applyJobMessage(prev.items, m);
-      if (!next) {
-        missing = true;
-        return prev;
-      }
-      return { ...prev, items: next.filter(matches) };
-    });
-    // New job, or an ended one (its result and duration come with GET).
-    if (missing || isFinished(String(m.data.status ?? ''))) fetchOne(id);
+    // Decided on the rendered list: state updaters may run later, so no flags out of them.
+    const known = itemsRef.current.some((j) => j.id === id);
+    if (known) setData((prev) => (prev ? { ...prev, items: (applyJobMessage(prev.items, m) ?? prev.items).filter(matches) } : (prev as never)));
+    // A new job (the message lacks created_at…), or an ended one (result, duration): fetch it.
+    if (!known || isFinished(String(m.data.status ?? ''))) fetchOne(id);
   });
 
-  const items = list.data?.items ?? [];
   const current = items.find((j) => j.id === selected) ?? null;
 
   return (
