@@ -5,8 +5,9 @@
  * POST /train, then watch stages, progress and the loss curve live.
  */
 import { useState, type FormEvent } from 'react';
-import { datasets, training } from '@/api/endpoints';
+import { datasets, jobs, training } from '@/api/endpoints';
 import type { ColumnType, Dataset } from '@/api/types';
+import { isFinished } from '@/lib/liveState';
 import { useAction } from '@/lib/useApi';
 import { useJob } from '@/lib/useJob';
 import { FileDrop } from '../FileDrop';
@@ -31,6 +32,7 @@ export default function TrainingTab(_: TabProps) {
   const [formError, setFormError] = useState<string | null>(null);
   const upload = useAction(datasets.upload);
   const start = useAction(training.start);
+  const cancel = useAction(jobs.cancel);
   const { job, error: jobError, live } = useJob(jobId);
 
   async function onUpload() {
@@ -158,6 +160,12 @@ export default function TrainingTab(_: TabProps) {
           <p className="muted">{live ? 'Live updates on.' : 'Live updates reconnecting; checking every 2 s.'}</p>
           <ErrorBox message={jobError} />
           {job ? <JobView job={job} /> : <Loading label="Loading the job…" />}
+          <ErrorBox message={cancel.error} />
+          {job && !isFinished(job.status) && (
+            <button type="button" className="btn btn-danger" disabled={cancel.pending || job.cancel_requested} onClick={() => cancel.run(job.id)}>
+              {job.cancel_requested ? 'Cancelling at the next epoch…' : 'Cancel training'}
+            </button>
+          )}
           {job?.status === 'completed' && (
             <p>
               Done. <a href="#models">See the model in Models</a>.
