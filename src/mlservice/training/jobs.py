@@ -65,6 +65,10 @@ def run_training(context: WorkerContext, job: Job, reporter: JobReporter) -> Job
         should_stop=reporter.should_stop,
         random_state=random_state,
     )
+    # Progress writes are throttled; the finished job keeps the whole loss curve.
+    reporter.progress(95, details={"epoch": len(history), "max_epochs": config.max_iter,
+                                   "backend": trained.info.get("backend"), "history": history[-HISTORY_LIMIT:]},
+                      force=True)
     reporter.stage("save", 96)
     version = save_version(context, job, trained, dataset_relative)
     return JobOutcome(
