@@ -1,7 +1,7 @@
 """Shared pieces for the HTTP benchmarks: a real `mlservice serve` process and a load generator.
 
-The load generator runs in its own process (asyncio + httpx, keep-alive connections), so client
-and server do not share one interpreter; on a 2-core machine they still share the cores, which
+The load generator runs in its own process (asyncio streams speaking HTTP/1.1 with keep-alive
+connections), so client and server do not share one interpreter; on a 2-core machine they still share the cores, which
 the figures include.
 """
 
@@ -122,33 +122,81 @@ class LoadResult:
         )
 
 
+class _Connection:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams. httpx's AsyncClient costs
+    ~10 ms of client CPU per request here, which would make the load generator the bottleneck
+    the figures measure."""
+
+    def __init__(self, host: str, port: int, headers: dict[str, str]) -> None:
+        self.host, self.port = host, port
+        self.headers = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes | None) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        extra = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n" if body is not None else ""
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.headers}{extra}\r\n".encode()
+        self.writer.write(head + (body or b""))
+        assert self.reader is not None
+        status_line = await self.reader.readline()
+        length = 0
+        chunked = False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "content-length":
+                length = int(value.strip())
+            elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
+                chunked = True
+        if chunked:
+            while True:
+                size = int((await self.reader.readline()).strip() or b"0", 16)
+                await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+        elif length:
+            await self.reader.readexactly(length)
+        return int(status_line.split()[1])
+
+
 async def _load(
     base: str, method: str, path: str, *, concurrency: int, duration: float,
     headers: dict[str, str] | None, json_body: object | None, warmup: float,
 ) -> tuple[int, int, float, list[float]]:
+    from urllib.parse import urlsplit
+
+    import orjson
+
+    url = urlsplit(base)
+    body = orjson.dumps(json_body) if json_body is not None else None
     latencies: list[float] = []
     errors = 0
     count = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
-        start = time.perf_counter()
-        measure_from = start + warmup
-        stop = measure_from + duration
+    start = time.perf_counter()
+    measure_from = start + warmup
+    stop = measure_from + duration
 
-        async def worker() -> None:
-            nonlocal errors, count
-            while (now := time.perf_counter()) < stop:
-                began = time.perf_counter()
-                response = await client.request(method, path, json=json_body)
-                elapsed = (time.perf_counter() - began) * 1000
-                if began >= measure_from:
-                    count += 1
-                    latencies.append(elapsed)
-                    if response.status_code >= 400:
-                        errors += 1
+    async def worker() -> None:
+        nonlocal errors, count
+        connection = _Connection(url.hostname or "127.0.0.1", url.port or 80, headers or {})
+        while time.perf_counter() < stop:
+            began = time.perf_counter()
+            status = await connection.request(method, path, body)
+            elapsed = (time.perf_counter() - began) * 1000
+            if began >= measure_from:
+                count += 1
+                latencies.append(elapsed)
+                if status >= 400:
+                    errors += 1
+        if connection.writer is not None:
+            connection.writer.close()
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return count, errors, time.perf_counter() - measure_from, latencies
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return count, errors, time.perf_counter() - measure_from, latencies
 
 
 def load(
