@@ -44,6 +44,22 @@ def blas_threads(settings: Settings, cpu_count: int | None = None) -> int:
     return max(1, math.floor(cores * settings.worker_cpu_per_task))
 
 
+def _stop(executor: ProcessPoolExecutor) -> None:
+    """Shut the pool down and end its worker processes. A worker that died holding the call
+    queue's lock would leave the others blocked on it for ever, and the interpreter's exit
+    handler joins every pool: terminate them rather than wait. A job cut short here is marked
+    interrupted at the next start, like after a crash."""
+    processes = list(getattr(executor, "_processes", {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+
+
 class LocalJobQueue:
     """A bounded pool of worker processes inside ``serve``: CPU-heavy training never holds the
     API's interpreter. Started lazily on the first job. A worker that dies takes its job with
@@ -106,7 +122,7 @@ class LocalJobQueue:
                 return
             old, self._executor = self._executor, None
         if old is not None:
-            old.shutdown(wait=False, cancel_futures=True)
+            _stop(old)
         self.start()
 
     def health(self) -> dict:
@@ -116,7 +132,7 @@ class LocalJobQueue:
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+            _stop(executor)
 
 
 async def get_queue(request: Request) -> JobQueue:
