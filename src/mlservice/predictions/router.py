@@ -29,6 +29,8 @@ from mlservice.settings import SettingsDep
 
 router = APIRouter(tags=["predictions"])
 
+# Endpoints declare it after the principal: dependencies run in order, so an anonymous
+# caller gets 401 before its upload is read or its body judged.
 Body = Annotated[tuple[dict, Upload | None], Depends(json_or_multipart)]
 
 
@@ -44,9 +46,9 @@ def _sources(records, dataset_id, upload) -> None:  # type: ignore[no-untyped-de
     openapi_extra=documented_body(PredictRequest, {"model_key": "model key", "version": "optional version"}),
 )
 def predict_async(
+    principal: CurrentPrincipal,
     body: Body,
     request: Request,
-    principal: CurrentPrincipal,
     session: SessionDep,
     artifacts: ArtifactsDep,
     settings: SettingsDep,
@@ -115,9 +117,9 @@ async def predict_sync(
     openapi_extra=documented_body(QualityRequest, {"model_key": "model key", "target": "label column", "version": "optional"}),
 )
 def quality_check(
+    principal: CurrentPrincipal,
     body: Body,
     request: Request,
-    principal: CurrentPrincipal,
     session: SessionDep,
     artifacts: ArtifactsDep,
     settings: SettingsDep,

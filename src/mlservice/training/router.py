@@ -18,6 +18,8 @@ from mlservice.training.schemas import TrainRequest
 
 router = APIRouter(tags=["training"])
 
+# Endpoints declare it after the principal: dependencies run in order, so an anonymous
+# caller gets 401 before its upload is read or its body judged.
 Body = Annotated[tuple[dict, Upload | None], Depends(json_or_multipart)]
 
 
@@ -32,9 +34,9 @@ Body = Annotated[tuple[dict, Upload | None], Depends(json_or_multipart)]
     ),
 )
 def train(
+    principal: CurrentPrincipal,
     body: Body,
     request: Request,
-    principal: CurrentPrincipal,
     session: SessionDep,
     artifacts: ArtifactsDep,
     settings: SettingsDep,
