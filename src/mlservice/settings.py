@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     cors_origins: StrList = ["http://localhost:6565", "http://127.0.0.1:6565"]
     max_body_mb: float = Field(200.0, gt=0)
+    max_table_mb: float = Field(4096.0, gt=0)
     dashboard_dir: Path | None = None
     log_format: Literal["text", "json"] = "text"
     log_dir: Path | None = None
@@ -287,6 +288,10 @@ class Settings(BaseSettings):
     @property
     def max_body_bytes(self) -> int:
         return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def max_table_bytes(self) -> int:
+        return int(self.max_table_mb * 1024 * 1024)
 
     def ignored_seed_settings(self) -> list[str]:
         return [f"ML_{name.upper()}" for name in IGNORED_SEED_SETTINGS if getattr(self, name)]

@@ -27,7 +27,7 @@ def upload_dataset(
     data = file.file.read()
     dataset = service.ingest_bytes(
         session, artifacts, principal, data,
-        filename=file.filename, name=name, limits=service.read_limits(settings.max_body_bytes),
+        filename=file.filename, name=name, limits=service.read_limits(settings),
     )
     return DatasetRead.model_validate(dataset)
 

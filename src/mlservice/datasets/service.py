@@ -15,23 +15,27 @@ from mlservice.artifacts import ArtifactStore
 from mlservice.auth.service import Principal
 from mlservice.datasets.models import Dataset
 from mlservice.db.pagination import paginate
-from mlservice.errors import NotFound
+from mlservice.errors import NotFound, Unprocessable
 from mlservice.ml import ReadLimits, infer_schema, read_records, read_table
+from mlservice.settings import Settings
 
 PREVIEW_ROWS = 20
 SUPPORTED_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".json": "json",
                       ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 
 
-def read_limits(max_bytes: int) -> ReadLimits:
-    return ReadLimits(max_bytes=max_bytes)
+def read_limits(settings: Settings) -> ReadLimits:
+    return ReadLimits(max_bytes=settings.max_body_bytes, max_table_bytes=settings.max_table_bytes)
 
 
 def safe_filename(filename: str | None) -> str | None:
-    """Only the last path component, and never used to build a path on disk."""
+    """Only the last path component, without control characters (NUL among them); never used
+    to build a path on disk."""
     if not filename:
         return None
-    return Path(filename.replace("\\", "/")).name[:255] or None
+    name = Path(filename.replace("\\", "/")).name
+    name = "".join(ch for ch in name if ch.isprintable())[:255]
+    return name if name.strip(". ") else None
 
 
 def describe_columns(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -53,6 +57,8 @@ def store_frame(
     fmt: str,
 ) -> Dataset:
     """Write the Parquet file, then the row; if the row fails, the file goes too."""
+    if "\x00" in name or any("\x00" in str(column) for column in frame.columns):
+        raise Unprocessable("names cannot contain the NUL character (\\x00)", code="invalid_value")
     dataset_id = uuid.uuid4().hex
     relative = f"datasets/{dataset_id}.parquet"
     columns = describe_columns(frame)

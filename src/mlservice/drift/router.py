@@ -56,7 +56,7 @@ def check(
     job = service.start_check(
         session, artifacts, principal, request_origin(request), model_key=body.model_key,
         version=body.version, since=since, until=body.until, dataset_id=body.dataset_id,
-        records=body.data, limits=read_limits(settings.max_body_bytes),
+        records=body.data, limits=read_limits(settings),
     )
     submit(session, queue, job.id)
     return JobCreated(job_id=job.id)

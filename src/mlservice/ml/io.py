@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,6 +45,8 @@ class ReadLimits:
     max_rows: int | None = 5_000_000
     max_columns: int | None = 2_000
     max_bytes: int | None = 2 * 1024**3
+    #: what a compressed (Parquet) table may expand to: 8 bytes a cell plus its text
+    max_table_bytes: int | None = 4 * 1024**3
 
 
 # --------------------------------------------------------------------------- helpers
@@ -59,20 +62,25 @@ def _fmt_bytes(n: int) -> str:
 
 def check_limits(frame: pd.DataFrame, limits: ReadLimits | None) -> None:
     """Raise :class:`LimitExceeded` when ``frame`` has too many rows or columns."""
+    _check_shape(len(frame), frame.shape[1], limits)
+
+
+def _check_shape(rows: int | None, columns: int, limits: ReadLimits | None) -> None:
+    """The row and column limits, also applied to what a file declares before it is parsed."""
     if limits is None:
         return
-    if limits.max_rows is not None and len(frame) > limits.max_rows:
+    if rows is not None and limits.max_rows is not None and rows > limits.max_rows:
         raise LimitExceeded(
-            f"the table has {len(frame):,} rows; the limit is {limits.max_rows:,}",
+            f"the table has {rows:,} rows; the limit is {limits.max_rows:,}",
             code="too_many_rows",
-            rows=len(frame),
+            rows=rows,
             limit=limits.max_rows,
         )
-    if limits.max_columns is not None and frame.shape[1] > limits.max_columns:
+    if limits.max_columns is not None and columns > limits.max_columns:
         raise LimitExceeded(
-            f"the table has {frame.shape[1]:,} columns; the limit is {limits.max_columns:,}",
+            f"the table has {columns:,} columns; the limit is {limits.max_columns:,}",
             code="too_many_columns",
-            columns=frame.shape[1],
+            columns=columns,
             limit=limits.max_columns,
         )
 
@@ -103,14 +111,15 @@ def detect_encoding(data: bytes) -> str:
 
 def sniff_delimiter(sample: str) -> str:
     """Pick the delimiter (``, ; TAB |``) that splits the sample's lines into the
-    most, and consistent, fields. Falls back to a comma."""
-    lines = [ln for ln in sample.splitlines()[:50] if ln.strip()]
-    if len(lines) > 1 and not sample.endswith("\n"):
-        lines = lines[:-1]  # the last line of a sample may be cut
-    best, best_score = ",", (-1, -1)
+    most, and consistent, fields. Falls back to a comma. Rows are read as CSV, not split at
+    line breaks: a quoted cell may hold one (``"\\r=1+2"``)."""
+    if not sample.endswith("\n") and "\n" in sample.rstrip("\n"):
+        sample = sample[: sample.rfind("\n") + 1]  # the last line of a sample may be cut
+    best, best_score = ",", (False, -1.0, -1)
     for delim in _DELIMITERS:
         try:
-            rows = list(csv.reader(lines, delimiter=delim))
+            reader = csv.reader(io.StringIO(sample, newline=""), delimiter=delim)
+            rows = [row for row in itertools.islice(reader, 200) if "".join(row).strip()][:50]
         except csv.Error:
             continue
         counts = [len(r) for r in rows]
@@ -118,7 +127,9 @@ def sniff_delimiter(sample: str) -> str:
             continue
         mode = max(set(counts), key=counts.count)
         consistent = sum(c == mode for c in counts)
-        score = (consistent, mode)
+        # the share of rows, not their number: a delimiter that misses a quoted line break
+        # sees more (one-field) rows
+        score = (mode > 1, consistent / len(counts), mode)
         if score > best_score:
             best, best_score = delim, score
     return best
@@ -197,6 +208,16 @@ def _clean_strings(frame: pd.DataFrame, na_tokens: Iterable[str]) -> pd.DataFram
     return frame
 
 
+def _undecodable(exc: UnicodeDecodeError) -> DataError:
+    byte = exc.object[exc.start:exc.start + 1].hex()
+    return DataError(
+        f"the file is not text in UTF-8 or cp1251: byte 0x{byte} at offset {exc.start} "
+        "cannot be decoded; save it as UTF-8",
+        code="bad_encoding",
+        offset=exc.start,
+    )
+
+
 # --------------------------------------------------------------------------- CSV
 
 
@@ -207,19 +228,22 @@ def _read_csv(
     delimiter: str | None,
     column_names: Sequence[str] | None,
     na_values: Sequence[str],
+    limits: ReadLimits | None = None,
 ) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     encoding = encoding or detect_encoding(data[: 1 << 20])
     try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError:
-        if encoding in ("utf-8", "utf-8-sig"):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            if encoding not in ("utf-8", "utf-8-sig"):
+                raise
             encoding = "cp1251"
             text = data.decode("cp1251")
-        else:
-            raise DataError(f"the file cannot be decoded as {encoding}", code="bad_encoding")
+    except UnicodeDecodeError as exc:
+        raise _undecodable(exc) from None
     except LookupError:
         raise DataError(f"unknown encoding {encoding!r}", code="bad_encoding") from None
     if text.startswith("\ufeff"):
@@ -230,6 +254,7 @@ def _read_csv(
     delimiter = delimiter or sniff_delimiter(text[:65536])
     first_line = next(ln for ln in text.splitlines() if ln.strip())
     header = next(csv.reader([first_line], delimiter=delimiter))
+    _check_shape(None, len(header), limits)  # before parsing a very wide file
     if column_names is None:
         bad = [c for c in header if c.strip() and _looks_numeric(c)]
         if bad:
@@ -316,8 +341,10 @@ def _loads(text: bytes | str) -> Any:
 
 
 def _read_json(data: bytes, *, lines: bool) -> list[Any]:
-    enc = detect_encoding(data[: 1 << 20])
-    text = data.decode(enc if enc != "cp1251" else "cp1251")
+    try:
+        text = data.decode(detect_encoding(data[: 1 << 20]))
+    except UnicodeDecodeError as exc:
+        raise _undecodable(exc) from None
     if text.startswith("\ufeff"):
         text = text[1:]
     if not text.strip():
@@ -369,6 +396,73 @@ def read_records(
     return _clean_strings(frame, na_values)
 
 
+# --------------------------------------------------------------------------- Parquet
+
+
+def _read_parquet(data: bytes, limits: ReadLimits | None) -> pd.DataFrame:
+    """Parquet is compressed: a small file may declare millions of rows of one long string.
+    The footer's row and column counts are checked first, then the size the table decodes
+    to (8 bytes a cell plus the text of every cell, counted on the dictionary-encoded
+    columns), all before a cell is materialised."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        schema = parquet.schema_arrow
+    except Exception as exc:  # pyarrow raises many types for a bad file
+        raise DataError(f"the Parquet file cannot be read: {exc}", code="bad_parquet") from None
+    rows = parquet.metadata.num_rows
+    _check_shape(rows, len(schema), limits)
+    nested = [f.name for f in schema if pa.types.is_nested(f.type)]
+    if nested:
+        raise DataError(
+            f"column {nested[0]!r} holds nested values ({schema.field(nested[0]).type}); "
+            "upload a flat table",
+            code="bad_parquet",
+        )
+    limit = limits.max_table_bytes if limits is not None else None
+    declared = sum(parquet.metadata.row_group(i).total_byte_size for i in range(parquet.metadata.num_row_groups))
+    _check_table_size(max(rows * len(schema) * 8, declared), limit)
+    texts = [f.name for f in schema if _is_text(f.type)]
+    try:
+        table = pq.ParquetFile(io.BytesIO(data), read_dictionary=texts).read()
+        if limit is not None:
+            text_bytes = 0
+            for column in table.columns:
+                if not pa.types.is_dictionary(column.type) or not _is_text(column.type.value_type):
+                    continue
+                for chunk in column.chunks:
+                    lengths = pc.take(pc.binary_length(chunk.dictionary), chunk.indices)
+                    text_bytes += pc.sum(lengths).as_py() or 0
+            _check_table_size(rows * len(schema) * 8 + text_bytes, limit)
+        frame = table.cast(schema).to_pandas()
+    except LimitExceeded:
+        raise
+    except Exception as exc:  # pyarrow raises many types for a bad file
+        raise DataError(f"the Parquet file cannot be read: {exc}", code="bad_parquet") from None
+    return frame
+
+
+def _is_text(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind)
+                or pa.types.is_binary(kind) or pa.types.is_large_binary(kind))
+
+
+def _check_table_size(n_bytes: int, limit: int | None) -> None:
+    if limit is not None and n_bytes > limit:
+        raise LimitExceeded(
+            f"the table would take {_fmt_bytes(n_bytes)} once decompressed; the limit is "
+            f"{_fmt_bytes(limit)} (ML_MAX_TABLE_MB)",
+            code="table_too_large",
+            bytes=n_bytes,
+            limit=limit,
+        )
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -413,14 +507,12 @@ def read_table(
             delimiter=delimiter,
             column_names=column_names,
             na_values=na_values,
+            limits=limits,
         )
     elif fmt in ("json", "jsonl"):
         frame = read_records(_read_json(data, lines=fmt == "jsonl"), limits=None, na_values=na_values)
     else:
-        try:
-            frame = pd.read_parquet(io.BytesIO(data))
-        except Exception as exc:  # pyarrow raises many types for a bad file
-            raise DataError(f"the Parquet file cannot be read: {exc}", code="bad_parquet") from None
+        frame = _read_parquet(data, limits)
         if len(frame) == 0:
             raise DataError("the file has no data rows", code="empty_file")
         _stringify_columns(frame)

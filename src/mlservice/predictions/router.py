@@ -60,7 +60,7 @@ def predict_async(
     job = service.start_batch(
         session, artifacts, principal, request_origin(request), job_type=JobType.predict,
         model_key=data.model_key, version=data.version, records=data.data, dataset_id=data.dataset_id,
-        upload=upload, limits=read_limits(settings.max_body_bytes),
+        upload=upload, limits=read_limits(settings),
     )
     submit(session, queue, job.id)
     return JobCreated(job_id=job.id)
@@ -131,7 +131,7 @@ def quality_check(
     job = service.start_batch(
         session, artifacts, principal, request_origin(request), job_type=JobType.quality,
         model_key=data.model_key, version=data.version, records=data.data, dataset_id=data.dataset_id,
-        upload=upload, limits=read_limits(settings.max_body_bytes), extra_params={"target": data.target},
+        upload=upload, limits=read_limits(settings), extra_params={"target": data.target},
     )
     submit(session, queue, job.id)
     return JobCreated(job_id=job.id)

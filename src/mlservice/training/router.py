@@ -46,7 +46,7 @@ def train(
     train_request = validate(TrainRequest, payload)
     job = service.start_training(
         session, artifacts, principal, request_origin(request), train_request,
-        limits=read_limits(settings.max_body_bytes), upload=upload,
+        limits=read_limits(settings), upload=upload,
     )
     submit(session, queue, job.id)
     return JobCreated(job_id=job.id)
