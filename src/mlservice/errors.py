@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError as DatabaseDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlservice.db.engine import DatabaseBusyError
@@ -133,6 +134,9 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 404 and message == "Not Found":
             message = f"{request.url.path} is not an endpoint of this API"
+        elif exc.status_code == 400 and message == "There was an error parsing the body":
+            message = ("the body could not be parsed: send one JSON object, UTF-8 encoded, "
+                       "nested at most a few hundred levels deep")
         elif exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
@@ -144,6 +148,22 @@ def install_error_handlers(app: FastAPI) -> None:
             log.error("model bundle problem: %s", exc)
             status = 500
         return error_response(status, exc.code, exc.message, exc.details or None)
+
+    @app.exception_handler(DatabaseDataError)
+    async def _bad_value(request: Request, exc: DatabaseDataError) -> JSONResponse:
+        # PostgreSQL refuses what SQLite stores: NUL characters in text, integers beyond 64 bits.
+        log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
+        if "NUL" in str(exc.orig) or "Unicode escape" in str(exc.orig):
+            message = "text cannot contain the NUL character (\\x00)"
+        else:
+            message = "a value is out of the range the database can store"
+        return error_response(422, "invalid_value", message)
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        # e.g. an id beyond 64 bits, which SQLite's driver cannot even bind
+        log.warning("number out of range on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(422, "invalid_value", "a number is out of the range this service can handle")
 
     @app.exception_handler(DatabaseBusyError)
     async def _busy(_request: Request, exc: DatabaseBusyError) -> JSONResponse:

@@ -94,6 +94,8 @@ def _num_value(v: Any, column: str) -> float:
     else:
         try:
             f = float(v)
+        except OverflowError:  # an integer beyond float range: as infinite, so missing
+            return math.nan
         except (TypeError, ValueError):
             if v is pd.NA or v is pd.NaT:
                 return math.nan
@@ -112,6 +114,8 @@ def _numeric_array(s: pd.Series, column: str) -> np.ndarray:
         t = obj.where(~obj.map(lambda v: isinstance(v, str) and v.strip() in _NA), None)
         try:
             a = pd.to_numeric(t, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+        except OverflowError:
+            a = np.array([_num_value(v, column) for v in t], dtype=np.float64)
         except (ValueError, TypeError):
             bad = pd.to_numeric(t, errors="coerce").isna() & t.notna()
             raise DataError(

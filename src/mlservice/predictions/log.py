@@ -95,11 +95,9 @@ def build_table(
 def _as_float(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None if value is None else float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
         return None
 
 
