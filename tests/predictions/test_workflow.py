@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -198,7 +199,12 @@ def test_bad_training_requests_are_refused_up_front(client: TestClient, accounts
 def test_training_on_unusable_data_fails_with_a_readable_reason(client: TestClient, accounts: Accounts, database) -> None:
     _, headers = accounts.login_as("tester")
     one_class = [{"x": i, "y": "same"} for i in range(50)]
-    job_id = client.post("/train", headers=headers, json={"model_key": "broken", "target": "y", "data": one_class}).json()["job_id"]
+    # Inline data is checked before anything is stored; a stored dataset fails in the job.
+    refused = client.post("/train", headers=headers, json={"model_key": "broken", "target": "y", "data": one_class})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "single_class"
+    assert client.get("/datasets", headers=headers).json()["total"] == 0
+    dataset = upload(client, headers, pd.DataFrame(one_class))
+    job_id = client.post("/train", headers=headers, json={"model_key": "broken", "target": "y", "dataset_id": dataset["id"]}).json()["job_id"]
     job = wait_job(client, headers, job_id)
     assert job["status"] == "failed" and "only one class" in job["error"]
     assert client.get("/models/broken", headers=headers).status_code == 404  # no half version

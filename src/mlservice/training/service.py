@@ -13,7 +13,7 @@ from mlservice.datasets import service as datasets
 from mlservice.errors import Unprocessable
 from mlservice.jobs.models import Job, JobType
 from mlservice.jobs.service import new_job
-from mlservice.ml import ReadLimits, TrainingConfig, read_records, read_table
+from mlservice.ml import ReadLimits, TrainingConfig, read_records, read_table, validate_target
 from mlservice.origin import Origin
 from mlservice.registry.service import check_model_key
 from mlservice.settings import Settings
@@ -36,7 +36,10 @@ def check_columns(columns: list[str], target: str, features: list[str] | None, c
 
 
 def _checked_frame(frame: pd.DataFrame, request: TrainRequest) -> pd.DataFrame:
+    """The data is in hand: refuse it now (one class, rare classes) rather than store it for a
+    job that can only fail."""
     check_columns(list(map(str, frame.columns)), request.target, request.features, request.column_types)
+    validate_target(frame, request.target)
     return frame
 
 
