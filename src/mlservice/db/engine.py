@@ -60,7 +60,9 @@ class Database:
             url,
             connect_args={"timeout": timeout, "check_same_thread": False},
             pool_size=pool_size,
-            max_overflow=20,
+            # No cap: a SQLite connection is a file handle, and a capped pool turns 30+ concurrent
+            # requests into 30-second stalls (the event loop itself checks connections out).
+            max_overflow=-1,
         )
         busy_ms = int(timeout * 1000)
 
