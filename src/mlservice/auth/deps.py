@@ -82,8 +82,7 @@ def _resolve(app_state, secret: str, *, touch=_touch_now) -> Principal:  # type:
             with database.session() as session:
                 user = service.system_token_user(session)
                 return Principal(user.id, user.username, Tier(user.tier), "system")
-        with database.engine.connect() as connection:
-            resolved = service.resolve_secret(connection, secret, now)
+        resolved = service.resolve_secret(database, secret, now)
     except TokenRejected as rejected:
         events.token_rejected(secret, rejected.reason)
         raise Unauthorized(f"invalid token: {rejected.reason}", code="invalid_token") from None

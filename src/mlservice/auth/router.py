@@ -24,10 +24,15 @@ from mlservice.auth.schemas import (
     UserUpdate,
 )
 from mlservice.db import SessionDep, utcnow
+from mlservice.errors import error_responses
 from mlservice.events.service import LoginAttempt, emit
 from mlservice.settings import SettingsDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+
+SIGNED_IN = error_responses(401, 422)
+# Admin-only routes and writes (a cookie-authenticated write without X-ML-Client is refused).
+GUARDED = error_responses(401, 403, 422)
 
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0)]
@@ -45,14 +50,15 @@ def _token_read(token: AuthToken) -> TokenRead:
     )
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserRead)
+@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserRead,
+             responses=error_responses(400, 403, 409, 422))
 def register(body: RegisterRequest, session: SessionDep, settings: SettingsDep) -> User:
     user = service.register(session, settings, body.username, body.password)
     emit("user.registered", user_id=user.id, username=user.username, input={"username": body.username})
     return user
 
 
-@router.post("/login", response_model=LoginResponse)
+@router.post("/login", response_model=LoginResponse, responses=error_responses(401, 403, 422, 429))
 def login(
     body: LoginRequest, request: Request, response: Response, session: SessionDep, settings: SettingsDep
 ) -> LoginResponse:
@@ -73,7 +79,7 @@ def login(
     )
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=GUARDED)
 def logout(principal: CurrentPrincipal, response: Response, session: SessionDep) -> Response:
     service.logout(session, principal)
     emit("logout", principal=principal)
@@ -82,17 +88,18 @@ def logout(principal: CurrentPrincipal, response: Response, session: SessionDep)
     return response
 
 
-@router.get("/user-info", response_model=UserRead)
-def user_info(principal: CurrentPrincipal, session: SessionDep) -> User:
+# Async (like get_job): the dashboard asks often, and a primary-key read beats a thread hop.
+@router.get("/user-info", response_model=UserRead, responses=SIGNED_IN)
+async def user_info(principal: CurrentPrincipal, session: SessionDep) -> User:
     return service.get_live_user(session, principal.user_id)
 
 
-@router.get("/profile", response_model=UserRead)
-def profile(principal: CurrentPrincipal, session: SessionDep) -> User:
+@router.get("/profile", response_model=UserRead, responses=SIGNED_IN)
+async def profile(principal: CurrentPrincipal, session: SessionDep) -> User:
     return service.get_live_user(session, principal.user_id)
 
 
-@router.put("/profile/password", response_model=UserRead)
+@router.put("/profile/password", response_model=UserRead, responses=GUARDED | error_responses(400))
 def change_password(
     body: PasswordChange, principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep
 ) -> User:
@@ -101,14 +108,15 @@ def change_password(
     return user
 
 
-@router.put("/profile/username", response_model=UserRead)
+@router.put("/profile/username", response_model=UserRead, responses=GUARDED | error_responses(409))
 def change_username(body: UsernameChange, principal: CurrentPrincipal, session: SessionDep) -> User:
     user = service.change_username(session, principal, body.username)
     emit("user.username_changed", principal=principal, input={"username": body.username})
     return user
 
 
-@router.delete("/profile", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/profile", status_code=status.HTTP_204_NO_CONTENT,
+               responses=GUARDED | error_responses(400, 409))
 def delete_profile(
     body: PasswordConfirmation, principal: CurrentPrincipal, session: SessionDep, response: Response
 ) -> Response:
@@ -122,7 +130,7 @@ def delete_profile(
 # Administration of users -----------------------------------------------------------------------
 
 
-@router.get("/users", response_model=Page[UserRead])
+@router.get("/users", response_model=Page[UserRead], responses=GUARDED)
 def list_users(
     _admin: AdminPrincipal,
     session: SessionDep,
@@ -138,12 +146,13 @@ def list_users(
     )
 
 
-@router.get("/users/{user_id}", response_model=UserRead)
+@router.get("/users/{user_id}", response_model=UserRead, responses=GUARDED | error_responses(404))
 def get_user(user_id: int, _admin: AdminPrincipal, session: SessionDep) -> User:
     return service.get_live_user(session, user_id)
 
 
-@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserRead)
+@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserRead,
+             responses=GUARDED | error_responses(400, 409))
 def create_user(
     body: UserCreate, admin: AdminPrincipal, session: SessionDep, settings: SettingsDep
 ) -> User:
@@ -152,14 +161,16 @@ def create_user(
     return user
 
 
-@router.put("/users/{user_id}", response_model=UserRead)
+@router.put("/users/{user_id}", response_model=UserRead,
+            responses=GUARDED | error_responses(404, 409))
 def update_user(user_id: int, body: UserUpdate, admin: AdminPrincipal, session: SessionDep) -> User:
     user = service.update_user(session, admin, user_id, body)
     emit("admin.user_updated", principal=admin, input={"user_id": user_id, **body.model_dump(exclude_none=True)})
     return user
 
 
-@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses=GUARDED | error_responses(404, 409))
 def delete_user(user_id: int, admin: AdminPrincipal, session: SessionDep) -> None:
     service.delete_user(session, admin, user_id)
     emit("admin.user_deleted", principal=admin, input={"user_id": user_id})
@@ -168,7 +179,8 @@ def delete_user(user_id: int, admin: AdminPrincipal, session: SessionDep) -> Non
 # API tokens ------------------------------------------------------------------------------------
 
 
-@router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenCreated)
+@router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenCreated,
+             responses=GUARDED)
 def create_token(
     body: TokenCreate, principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep
 ) -> TokenCreated:
@@ -186,7 +198,7 @@ def create_token(
     )
 
 
-@router.get("/tokens", response_model=Page[TokenRead])
+@router.get("/tokens", response_model=Page[TokenRead], responses=SIGNED_IN)
 def list_tokens(
     principal: CurrentPrincipal, session: SessionDep, limit: Limit = 50, offset: Offset = 0
 ) -> Page[TokenRead]:
@@ -196,14 +208,16 @@ def list_tokens(
     )
 
 
-@router.post("/tokens/{token_id}/revoke", response_model=TokenRead)
+@router.post("/tokens/{token_id}/revoke", response_model=TokenRead,
+             responses=GUARDED | error_responses(404))
 def revoke_token(token_id: int, principal: CurrentPrincipal, session: SessionDep) -> TokenRead:
     token = service.revoke_api_token(session, principal, token_id)
     emit("token.revoked", principal=principal, input={"api_token_id": token_id})
     return _token_read(token)
 
 
-@router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses=GUARDED | error_responses(404))
 def delete_token(token_id: int, principal: CurrentPrincipal, session: SessionDep) -> None:
     service.delete_api_token(session, principal, token_id)
     emit("token.deleted", principal=principal, input={"api_token_id": token_id})

@@ -6,14 +6,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from mlservice.auth import passwords
 from mlservice.auth.models import AuthToken, Tier, TokenKind, User
 from mlservice.auth.schemas import UserCreate, UserUpdate
 from mlservice.auth.tokens import hash_secret, new_secret
-from mlservice.db import utcnow
+from mlservice.db import Database, utcnow
 from mlservice.db.pagination import paginate
 from mlservice.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from mlservice.settings import Settings
@@ -150,9 +150,9 @@ class ResolvedToken:
     last_used_at: datetime | None
 
 
-def resolve_secret(connection: Connection, secret: str, now: datetime) -> ResolvedToken:
-    """One indexed lookup in plain SQL: this runs on every authenticated request."""
-    row = connection.execute(_TOKEN_LOOKUP, {"token_hash": hash_secret(secret)}).first()
+def resolve_secret(database: Database, secret: str, now: datetime) -> ResolvedToken:
+    """One indexed lookup, prepared: this runs on every authenticated request."""
+    row = database.prepared(_TOKEN_LOOKUP).first(token_hash=hash_secret(secret))
     if row is None:
         raise TokenRejected("unknown token")
     token_id, kind, expires_at, revoked_at, last_used_at, user_id, username, tier, is_active, deleted_at = row

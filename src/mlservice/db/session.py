@@ -1,19 +1,51 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+from anyio import CapacityLimiter, to_thread
+from anyio.lowlevel import RunVar
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Threads that may wait for SQLite's write lock at once; more writers queue on the event loop.
+# In the shared thread pool, waiting writers could take every thread, and the writer holding
+# the lock would then wait for a thread to finish and commit: a stall of ML_DB_TIMEOUT.
+WRITE_WAITERS = 4
+_write_waiters: RunVar[CapacityLimiter] = RunVar("mlservice_write_waiters")  # one per event loop
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """The request's unit of work; write requests take the write lock (SQLite) on first use."""
+def _write_limiter() -> CapacityLimiter:
+    try:
+        return _write_waiters.get()
+    except LookupError:
+        _write_waiters.set(limiter := CapacityLimiter(WRITE_WAITERS))
+        return limiter
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's unit of work; write requests take the write lock (SQLite) on first use.
+
+    Async so that a read costs no hop to a worker thread: opening a session does no I/O, and
+    ending a read transaction is cheap. A write may wait for SQLite's write lock or for a
+    durable commit, so it starts and commits in a worker thread; a failed one rolls back here,
+    at once, even when the request is being cancelled."""
     database = request.app.state.database
-    with database.session(write=request.method not in SAFE_METHODS) as session:
+    if request.method in SAFE_METHODS:
+        with database.session() as session:
+            yield session
+        return
+    unit = database.session(write=True)
+    session = await to_thread.run_sync(unit.__enter__, limiter=_write_limiter())
+    try:
         yield session
+    except BaseException as exc:
+        if not unit.__exit__(type(exc), exc, exc.__traceback__):
+            raise
+        return
+    await run_in_threadpool(unit.__exit__, None, None, None)
 
 
 # scope="function": commit before the response is sent. With the default ("request") FastAPI

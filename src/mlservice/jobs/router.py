@@ -8,11 +8,12 @@ from fastapi import APIRouter, Query
 from mlservice.auth.deps import CurrentPrincipal
 from mlservice.auth.schemas import Page
 from mlservice.db import SessionDep
+from mlservice.errors import error_responses
 from mlservice.jobs import service
 from mlservice.jobs.models import Job, JobStatus, JobType
 from mlservice.jobs.schemas import JobRead
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=error_responses(401, 422))
 
 
 @router.get("", response_model=Page[JobRead])
@@ -47,11 +48,12 @@ def list_jobs(
     )
 
 
-@router.get("/{job_id}", response_model=JobRead)
-def get_job(job_id: str, principal: CurrentPrincipal, session: SessionDep) -> Job:
+@router.get("/{job_id}", response_model=JobRead, responses=error_responses(404))
+async def get_job(job_id: str, principal: CurrentPrincipal, session: SessionDep) -> Job:
+    # Async: clients poll this; one primary-key read is cheaper on the loop than a thread hop.
     return service.visible_job(session, principal, job_id)
 
 
-@router.post("/{job_id}/cancel", response_model=JobRead)
+@router.post("/{job_id}/cancel", response_model=JobRead, responses=error_responses(403, 404, 409))
 def cancel_job(job_id: str, principal: CurrentPrincipal, session: SessionDep) -> Job:
     return service.request_cancel(session, principal, job_id)
