@@ -121,11 +121,10 @@ async def predict_sync(
             prediction = await run_in_threadpool(model.predict_records, records)
     except MissingColumnsError as exc:
         raise _missing_columns_error(exc) from None
-    table = prediction_log.build_table_from_records(
-        served.log_schema, records, version=served.version, labels=prediction.labels,
-        confidences=prediction.confidences, job_id=None, user_id=principal.user_id,
-    )
-    await log_writer.append_async(model_key, table)
+    await log_writer.append_async(model_key, prediction_log.SyncRows(
+        served.log_schema, served.version, records, prediction.labels, prediction.confidences,
+        principal.user_id,
+    ))
     return {
         "model_key": model_key,
         "version": served.version,
