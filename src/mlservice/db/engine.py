@@ -95,7 +95,10 @@ class Database:
 
     def _create_engine(self, url: str, timeout: float, pool_size: int) -> Engine:
         if not self.is_sqlite:
-            return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=20)
+            # The cap must exceed the request thread pool (40): a read's connection is taken in a
+            # worker thread and given back on the event loop, and the loop takes one itself for
+            # the bearer lookup; a smaller cap could leave the loop waiting on a pool only it frees.
+            return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=50)
         database = self.url.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
