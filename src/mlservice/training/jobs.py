@@ -6,6 +6,7 @@ import math
 import shutil
 
 import pandas as pd
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from mlservice.datasets.models import Dataset
@@ -15,6 +16,7 @@ from mlservice.jobs.runner import JobOutcome, WorkerContext
 from mlservice.jobs.service import JobReporter
 from mlservice.ml import EpochInfo, TrainedModel, save_bundle, train
 from mlservice.registry import service as registry
+from mlservice.registry.models import ModelVersion
 from mlservice.training.service import training_config
 
 # Share of the progress bar each stage starts at; fitting the network takes most of the time.
@@ -96,6 +98,9 @@ def save_version(
     assert key is not None
     bundle_relative = f"models/{key}/{job.id}"
     data_relative = f"models/{key}/{job.id}.training.parquet"
+    earlier = _left_by_earlier_attempt(context, job, bundle_relative)
+    if earlier is not None:
+        return earlier
     try:
         save_bundle(trained, artifacts.path(bundle_relative))
         artifacts.write_with(data_relative, lambda tmp: shutil.copyfile(artifacts.path(dataset_relative), tmp))
@@ -128,3 +133,18 @@ def save_version(
         artifacts.delete(bundle_relative)
         artifacts.delete(data_relative)
         raise
+
+
+def _left_by_earlier_attempt(context: WorkerContext, job: Job, bundle_relative: str) -> str | None:
+    """A retried job (its worker was lost, distributed mode) may find its bundle path taken by an
+    earlier attempt. Registered before that attempt's end was recorded: that is the job's version
+    (no second one, and its bundle is never deleted). Registered by nothing: a leftover, removed
+    so this attempt can write its own."""
+    if not context.artifacts.path(bundle_relative).exists():
+        return None
+    with context.database.session() as session:
+        version = session.scalar(select(ModelVersion.version).where(
+            ModelVersion.model_key == job.model_key, ModelVersion.job_id == job.id))
+    if version is None:
+        context.artifacts.delete(bundle_relative)
+    return version
