@@ -4,6 +4,7 @@ README examples, HTTPS)."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +43,23 @@ class LiveServer:
     process: subprocess.Popen
     env: dict[str, str]
     lines: list[str] = field(default_factory=list)
+    home: Path | None = None
+
+    def kill(self) -> None:
+        """SIGKILL the server's whole process group, its local worker processes included: a
+        power cut, no shutdown code runs."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=30)
+
+    def restart(self) -> None:
+        """Start a new `serve` on the same data directory and port (after :meth:`kill`)."""
+        if self.process.poll() is None:
+            self.kill()
+        assert self.home is not None
+        self.process, self.lines = _spawn(self.home, self.env)
 
     def admin_token(self, verify: object = True) -> str:
         response = httpx.post(f"{self.url}/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD},
@@ -57,24 +75,34 @@ def live_server(home: Path, scheme: str = "http", **settings: str) -> Iterator[L
         "ML_DATA_DIR": str(home / "data"), "ML_SERVICE_HOST": "127.0.0.1", "ML_SERVICE_PORT": str(port),
         "ML_ADMIN_PASSWORD": ADMIN_PASSWORD, **FAST_TRAINING, **settings,
     }
-    process = subprocess.Popen([sys.executable, "-m", "mlservice", "serve"], env=env, cwd=home,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    server = LiveServer(f"{scheme}://127.0.0.1:{port}", process, env)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()  # type: ignore[union-attr]
-        server.lines.append(line)
-        if "Uvicorn running" in line or process.poll() is not None:
-            break
-    if process.poll() is not None:
-        raise AssertionError("server did not start:\n" + "".join(server.lines))
-    # Keep reading its output so a chatty server never blocks on a full pipe.
-    threading.Thread(target=lambda: server.lines.extend(process.stdout), daemon=True).start()  # type: ignore[arg-type]
+    process, lines = _spawn(home, env)
+    server = LiveServer(f"{scheme}://127.0.0.1:{port}", process, env, lines, home)
     try:
         yield server
     finally:
+        process = server.process  # the latest one, after a restart
         process.terminate()
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def _spawn(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
+    """`mlservice serve` in a process group of its own (so a test can kill it with its workers),
+    returned once it listens."""
+    process = subprocess.Popen([sys.executable, "-m", "mlservice", "serve"], env=env, cwd=home,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()  # type: ignore[union-attr]
+        lines.append(line)
+        if "Uvicorn running" in line or process.poll() is not None:
+            break
+    if process.poll() is not None:
+        raise AssertionError("server did not start:\n" + "".join(lines))
+    # Keep reading its output so a chatty server never blocks on a full pipe.
+    threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()  # type: ignore[arg-type]
+    return process, lines
