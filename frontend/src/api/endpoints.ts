@@ -26,7 +26,22 @@ import type {
 
 type Query = Record<string, string | number | boolean | undefined | null>;
 
-export const health = (signal?: AbortSignal) => request<Health>('/health', { signal, redirectOn401: false });
+let lastHealth: { at: number; value: Health } | null = null;
+
+export const health = (signal?: AbortSignal) =>
+  request<Health>('/health', { signal, redirectOn401: false }).then((h) => {
+    lastHealth = { at: Date.now(), value: h };
+    return h;
+  });
+
+/**
+ * The last /health answer if it is younger than maxAgeMs: Overview opens with
+ * the one the shell fetched on load (for its version) instead of asking again
+ * and rendering placeholders meanwhile.
+ */
+export function recentHealth(maxAgeMs = 5_000): Health | undefined {
+  return lastHealth && Date.now() - lastHealth.at <= maxAgeMs ? lastHealth.value : undefined;
+}
 
 export const auth = {
   /** 401 here means wrong credentials: show it, don't redirect. */

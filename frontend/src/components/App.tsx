@@ -4,7 +4,17 @@
  * current tab (from the URL hash, e.g. `/#profile`), each tab's code loaded
  * on demand. No session → the API client's 401 handler sends us to /login/.
  */
-import { lazy, Suspense, useCallback, useEffect, useMemo, useState, type ComponentType, type LazyExoticComponent } from 'react';
+import {
+  lazy,
+  startTransition,
+  Suspense,
+  useCallback,
+  useEffect,
+  useMemo,
+  useState,
+  type ComponentType,
+  type LazyExoticComponent,
+} from 'react';
 import { auth, health } from '@/api/endpoints';
 import { messageOf } from '@/api/client';
 import type { User } from '@/api/types';
@@ -15,11 +25,24 @@ import { ErrorBoundary } from './ErrorBoundary';
 import { Sidebar } from './Sidebar';
 import { ErrorBox, Loading } from './Status';
 import { ThemeDropdown } from './ThemeDropdown';
-import { TABS, tabFromHash, visibleTabs, type TabProps } from './tabs/registry';
+import { TABS, tabFromHash, visibleTabs, type TabDef, type TabProps } from './tabs/registry';
 
+/** Tabs whose code has arrived: rendered directly, without a suspend, a fallback commit and a retry render. */
+const LOADED: Record<string, ComponentType<TabProps>> = {};
+function loadTab(t: TabDef) {
+  return t.load().then((m) => {
+    LOADED[t.id] = m.default;
+    return m;
+  });
+}
 const LAZY: Record<string, LazyExoticComponent<ComponentType<TabProps>>> = Object.fromEntries(
-  TABS.map((t) => [t.id, lazy(t.load)]),
+  TABS.map((t) => [t.id, lazy(() => loadTab(t))]),
 );
+/** The component each tab renders with, fixed at its first render: switching would remount the tab. */
+const CHOSEN: Record<string, ComponentType<TabProps>> = {};
+function tabComponent(id: string): ComponentType<TabProps> {
+  return (CHOSEN[id] ??= LOADED[id] ?? LAZY[id]);
+}
 
 function useHash(): string {
   const [hash, setHash] = useState('');
@@ -44,21 +67,23 @@ export function App() {
     applyTheme(getPrefs().theme);
     // Fetch the current tab's code while the session check is in flight.
     const id = window.location.hash.replace(/^#\/?/, '').toLowerCase();
-    void (TABS.find((t) => t.id === id) ?? TABS[0]).load().catch(() => undefined);
+    void loadTab(TABS.find((t) => t.id === id) ?? TABS[0]).catch(() => undefined);
   }, []);
 
   useEffect(() => {
     const ctl = new AbortController();
     setError(null);
+    // Renders that follow a response are transitions: React renders them in
+    // slices of a few ms, so the shell's first full render is no long task.
     auth
       .userInfo(ctl.signal)
-      .then(setUser)
+      .then((u) => startTransition(() => setUser(u)))
       .catch((e) => {
         // 401 already redirected to /login/; anything else is shown.
         if (!ctl.signal.aborted && (e as { status?: number }).status !== 401) setError(messageOf(e));
       });
     health(ctl.signal)
-      .then((h) => setVersion(h.version))
+      .then((h) => startTransition(() => setVersion(h.version)))
       .catch(() => undefined); // Overview shows health errors; the footer can do without.
     return () => ctl.abort();
   }, [attempt]);
@@ -85,15 +110,45 @@ export function App() {
     window.location.replace('/login/');
   }, []);
 
-  if (!user) {
-    // The same frame as the signed-in shell, so nothing jumps when it fills in.
-    return (
-      <div className="shell">
-        <Sidebar tabs={[]} current={undefined} />
-        <div className="main">
-          <header className="topbar">
-            <h1>ML Service</h1>
-          </header>
+  // One tree for both states (only its parts differ), so the session's answer
+  // fills the frame in instead of replacing it: no remount, no relayout of it.
+  const Tab = user && tab ? tabComponent(tab.id) : null;
+  return (
+    <div className="shell">
+      {user && (
+        <a className="skip-link" href="#content">
+          Skip to content
+        </a>
+      )}
+      <Sidebar tabs={tabs} current={tab?.id} version={user ? version : undefined} />
+      <div className="main">
+        <header className="topbar">
+          <h1>{tab?.label ?? 'ML Service'}</h1>
+          {user && (
+            <div className="topbar-right">
+              <ThemeDropdown />
+              <span className="whoami">
+                <span data-testid="whoami">{user.username}</span>
+                <span className="badge badge-accent name-extra">{TIER_LABEL[user.tier]}</span>
+              </span>
+              <button type="button" className="btn btn-sm" onClick={logout} disabled={loggingOut}>
+                {loggingOut ? 'Signing out…' : 'Log out'}
+              </button>
+            </div>
+          )}
+        </header>
+        {user ? (
+          <main id="content" className="content" tabIndex={-1} key={tab?.id}>
+            <ErrorBox message={error} />
+            {Tab && (
+              <ErrorBoundary>
+                <Suspense fallback={<Loading />}>
+                  <Tab user={user} onUserChange={setUser} />
+                </Suspense>
+              </ErrorBoundary>
+            )}
+          </main>
+        ) : (
           <main id="content" className="content">
             {error ? (
               <>
@@ -104,43 +159,7 @@ export function App() {
               <Loading label="Checking your session…" />
             )}
           </main>
-        </div>
-        <CookieConsent />
-      </div>
-    );
-  }
-
-  const Tab = tab ? LAZY[tab.id] : null;
-  return (
-    <div className="shell">
-      <a className="skip-link" href="#content">
-        Skip to content
-      </a>
-      <Sidebar tabs={tabs} current={tab?.id} version={version} />
-      <div className="main">
-        <header className="topbar">
-          <h1>{tab?.label ?? 'ML Service'}</h1>
-          <div className="topbar-right">
-            <ThemeDropdown />
-            <span className="whoami">
-              <span data-testid="whoami">{user.username}</span>
-              <span className="badge badge-accent name-extra">{TIER_LABEL[user.tier]}</span>
-            </span>
-            <button type="button" className="btn btn-sm" onClick={logout} disabled={loggingOut}>
-              {loggingOut ? 'Signing out…' : 'Log out'}
-            </button>
-          </div>
-        </header>
-        <main id="content" className="content" tabIndex={-1} key={tab?.id}>
-          <ErrorBox message={error} />
-          {Tab && (
-            <ErrorBoundary>
-              <Suspense fallback={<Loading />}>
-                <Tab user={user} onUserChange={setUser} />
-              </Suspense>
-            </ErrorBoundary>
-          )}
-        </main>
+        )}
       </div>
       <CookieConsent />
     </div>

@@ -4,7 +4,7 @@
  * useApi: load on mount / when deps change, with loading, error and reload.
  * useAction: run a mutation, tracking pending and the error message.
  */
-import { useCallback, useEffect, useRef, useState, type DependencyList } from 'react';
+import { startTransition, useCallback, useEffect, useRef, useState, type DependencyList } from 'react';
 import { messageOf } from '@/api/client';
 
 export interface ApiState<T> {
@@ -15,30 +15,44 @@ export interface ApiState<T> {
   setData: (d: T | ((prev: T | undefined) => T)) => void;
 }
 
-export function useApi<T>(load: (signal: AbortSignal) => Promise<T>, deps: DependencyList = []): ApiState<T> {
-  const [data, setData] = useState<T | undefined>(undefined);
+/**
+ * `initial`: data already at hand (fresh enough to show): rendered at once,
+ * and the first load is skipped; reload() and changed deps load as usual.
+ */
+export function useApi<T>(load: (signal: AbortSignal) => Promise<T>, deps: DependencyList = [], initial?: T): ApiState<T> {
+  const [data, setData] = useState<T | undefined>(initial);
   const [error, setError] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
+  const [loading, setLoading] = useState(initial === undefined);
   const [tick, setTick] = useState(0);
   const loadRef = useRef(load);
   loadRef.current = load;
+  const skipFirst = useRef(initial !== undefined);
 
   useEffect(() => {
+    if (skipFirst.current) {
+      skipFirst.current = false;
+      return;
+    }
     const ctl = new AbortController();
     setLoading(true);
     loadRef
       .current(ctl.signal)
+      // The answer's render is a transition: React renders it in slices of a
+      // few ms (a long list or chart is no long task) and input stays first.
       .then((d) => {
         if (ctl.signal.aborted) return;
-        setData(d);
-        setError(null);
+        startTransition(() => {
+          setData(d);
+          setError(null);
+          setLoading(false);
+        });
       })
       .catch((e: unknown) => {
         if (ctl.signal.aborted) return;
-        setError(messageOf(e));
-      })
-      .finally(() => {
-        if (!ctl.signal.aborted) setLoading(false);
+        startTransition(() => {
+          setError(messageOf(e));
+          setLoading(false);
+        });
       });
     return () => ctl.abort();
     // eslint-disable-next-line react-hooks/exhaustive-deps

@@ -1,8 +1,9 @@
 import { renderToStaticMarkup } from 'react-dom/server';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { health } from '@/api/endpoints';
 import type { Health, User } from '@/api/types';
 import { curlExamples } from '@/components/tabs/AboutTab';
-import { HealthCards } from '@/components/tabs/OverviewTab';
+import OverviewTab, { HealthCards } from '@/components/tabs/OverviewTab';
 import { tabFromHash, TABS, visibleTabs } from '@/components/tabs/registry';
 import { formatDate, formatMemory, formatUptime, tokenState } from '@/lib/format';
 import { safeNext } from '@/lib/safeNext';
@@ -72,6 +73,24 @@ describe('Overview health cards', () => {
   it('copes with a server that does not report its GPU', () => {
     const { gpu: _, ...noGpu } = base;
     expect(renderToStaticMarkup(<HealthCards h={noGpu} />)).toContain('Unknown');
+  });
+
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    vi.useRealTimers();
+  });
+
+  it("opens with the shell's recent /health answer instead of placeholders, and not with a stale one", async () => {
+    const fetchMock = vi.fn(async () => new Response(JSON.stringify(base), { status: 200 }));
+    vi.stubGlobal('fetch', fetchMock);
+    await health();
+    const render = () => renderToStaticMarkup(<OverviewTab user={user('user')} onUserChange={() => undefined} />);
+    const fresh = render();
+    expect(fresh).toContain('data-testid="card-status"');
+    expect(fresh).not.toContain('Loading…');
+    vi.useFakeTimers({ now: Date.now() + 60_000 });
+    expect(render()).toContain('Loading…');
+    expect(fetchMock).toHaveBeenCalledTimes(1);
   });
 
   it('says the GPU is being checked while the first probe runs', () => {

@@ -1,7 +1,7 @@
 'use client';
 /** Overview: service health cards from GET /health and the signed-in user. */
 import { useEffect, type ReactNode } from 'react';
-import { health } from '@/api/endpoints';
+import { health, recentHealth } from '@/api/endpoints';
 import type { Health } from '@/api/types';
 import { formatDate, formatMemory, formatUptime } from '@/lib/format';
 import { TIER_LABEL } from '@/lib/permissions';
@@ -95,7 +95,8 @@ export function HealthCards({ h }: { h: Health }) {
 }
 
 export default function OverviewTab({ user }: TabProps) {
-  const h = useApi((signal) => health(signal), []);
+  // Opened right after sign-in, the shell's /health answer (for its version) is seconds old: show it.
+  const h = useApi((signal) => health(signal), [], recentHealth());
   const { reload } = h;
 
   useEffect(() => {
