@@ -6,8 +6,8 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import signal
-import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,18 +73,25 @@ def init_worker(settings: Settings, blas_threads: int | None = None, live_endpoi
 
 def _die_with_parent() -> None:
     """Local workers must not outlive `serve`: an orphan would finish a job the restarted
-    server already marked as interrupted. Linux delivers SIGKILL when the parent dies."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent died before prctl took effect
+    server already marked as interrupted. A daemon thread ends the process within
+    ``PARENT_POLL_S`` of the parent's death. Not ``PR_SET_PDEATHSIG``: Linux sends it when the
+    *thread* that spawned the worker ends, and the pool spawns workers from whichever thread
+    submits a job — a request's worker thread, which exits after 10 s idle, killing a healthy
+    worker mid-job (BrokenProcessPool under load, seen by tests/reliability/test_load.py)."""
+    parent = os.getppid()
+    if parent == 1:  # the parent died before we got here
         os._exit(1)
 
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent:
+                os._exit(1)
 
-PR_SET_PDEATHSIG = 1
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+PARENT_POLL_S = 0.25
 
 
 def worker_context() -> WorkerContext:
