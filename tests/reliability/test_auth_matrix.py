@@ -537,3 +537,47 @@ def test_a_dataset_named_in_a_body_is_checked_like_one_in_a_path(
     response = world.request("POST", path, who.headers, json={**body, "dataset_id": world.objects["dataset_id"]})
     _cancel_job(world)(response)
     assert response.status_code == expected, response.text
+
+
+# Admin-only alerts -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("principal", "expected"), [(USER, 404), (OTHER, 404), (ADMIN, 200), (SYSTEM, 200)])
+def test_an_admin_only_alert_is_hidden_from_users(world: World, principal: str, expected: int) -> None:
+    """The setup's requests with a revoked and an expired token raised a security alert."""
+    world.request("GET", "/events", world.system)  # the event writer has flushed: the alert exists
+    found = world.request("GET", "/health/alerts", world.system, params={"kind": "security", "status": "all"})
+    alert_id = found.json()["items"][0]["id"]
+    who = world.principals[principal]
+    assert who is not None
+    listed = world.request("GET", "/health/alerts", who.headers, params={"kind": "security", "status": "all"})
+    assert (alert_id in [a["id"] for a in listed.json()["items"]]) is (expected == 200)
+    response = world.request("POST", f"/health/alerts/{alert_id}/ack", who.headers)
+    _reactivate_alert(world, alert_id)(response)
+    assert response.status_code == expected, response.text
+
+
+# Lists -----------------------------------------------------------------------------------------
+
+LISTS = [  # path, the object of "user" it would show, whether "user" sees it there
+    ("/datasets", "dataset_id", True),
+    ("/jobs", "job_id", True),
+    ("/auth/tokens", "token_id", True),
+    ("/events", "event_id", True),
+    ("/events/by-ip/testclient", "event_id", True),
+    ("/events/suspicious", "event_id", False),
+]
+
+
+@pytest.mark.parametrize(("path", "key", "listed_for_owner"), LISTS, ids=[path for path, _, _ in LISTS])
+def test_lists_show_another_user_nothing_of_the_first(world: World, path: str, key: str, listed_for_owner: bool) -> None:
+    """200 for everyone in the matrix; here what the 200 holds. ``user_id=`` (an admins' filter)
+    must not widen a plain user's view."""
+    user, other = world.principals[USER], world.principals[OTHER]
+    assert user is not None and other is not None
+    params = {"limit": 500, "user_id": user.id}
+    mine = world.request("GET", path, user.headers, params=params).json()["items"]
+    assert (world.objects[key] in [item["id"] for item in mine]) is listed_for_owner
+    theirs = world.request("GET", path, other.headers, params=params).json()["items"]
+    assert world.objects[key] not in [item["id"] for item in theirs]
+    assert {item.get("user_id", other.id) for item in theirs} <= {other.id}, theirs
