@@ -73,6 +73,15 @@ class LocalJobQueue:
         self.live_endpoint: str | None = None  # the live-updates hub workers forward to
 
     def start(self) -> None:
+        """Spawn every worker now (`serve` calls this at start-up). The executor would
+        otherwise spawn one only when a job finds no idle worker, and that job would wait for
+        the new process to import the ML stack (seen: a drift check queued behind an
+        auto-retrain started 13 s late)."""
+        executor = self._pool()
+        for _ in range(self.size):  # none is idle yet, so each call spawns a worker
+            executor.submit(os.getpid)
+
+    def _pool(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(
@@ -81,15 +90,14 @@ class LocalJobQueue:
                     initializer=init_worker,
                     initargs=(self.settings, blas_threads(self.settings), self.live_endpoint),
                 )
+            return self._executor
 
     def enqueue(self, job_id: str) -> None:
-        self.start()
-        assert self._executor is not None
         try:
-            future = self._executor.submit(execute_job, job_id)
+            future = self._pool().submit(execute_job, job_id)
         except BrokenProcessPool:
             self._rebuild()
-            future = self._executor.submit(execute_job, job_id)
+            future = self._pool().submit(execute_job, job_id)
         future.add_done_callback(lambda done: self._after(job_id, done))
 
     def _after(self, job_id: str, future: Future) -> None:
@@ -123,7 +131,7 @@ class LocalJobQueue:
             old, self._executor = self._executor, None
         if old is not None:
             _stop(old)
-        self.start()
+        self._pool()
 
     def health(self) -> dict:
         return {"backend": "local", "ok": True, "workers": self.size}
