@@ -170,24 +170,19 @@ class World:
         finally:
             self.client.cookies.clear()
 
-    def account(self, tier: str = "user", token: str = "session") -> Account:
-        """A new user of ``tier`` holding a session (login) or an API token."""
+    def account(self, tier: str = "user") -> Account:
+        """A new user of ``tier``, created by the system token and signed in through the API."""
         username = self.unique(f"matrix-{tier}")
         created = self.request("POST", "/auth/users", self.system,
                                json={"username": username, "password": PASSWORD, "tier": tier})
         assert created.status_code == 201, created.text
         login = self.request("POST", "/auth/login", json={"username": username, "password": PASSWORD})
         assert login.status_code == 200, login.text
-        account = Account(username, PASSWORD, created.json()["id"], _bearer(login.json()["token"]))
-        if token == "api":
-            made = self.request("POST", "/auth/tokens", account.headers, json={"name": "matrix"})
-            assert made.status_code == 201, made.text
-            account.headers = _bearer(made.json()["token"])
-        return account
+        return Account(username, PASSWORD, created.json()["id"], _bearer(login.json()["token"]))
 
     def stored_account(self, tier: str = "user", token: str = "session") -> Account:
-        """The same, written straight to the database: no password hashing per account (Argon2
-        is slow on purpose, and the machine is shared)."""
+        """A new user holding a session or an API token, written straight to the database: no
+        password hashing per account (Argon2 is slow on purpose)."""
         username = self.unique(f"stored-{tier}")
         with self.database.session(write=True) as session:
             user = User(username=username, password_hash=_password_hash(), tier=tier)
