@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DataError as DatabaseDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -84,6 +85,36 @@ class TooManyRequests(AppError):
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    """What every 4xx/5xx answer carries (``error_body``)."""
+
+    error: ErrorDetail
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Bad request, or a body that cannot be parsed",
+    401: "Not signed in: no token, or an invalid, expired or revoked one",
+    403: "Not allowed for this caller",
+    404: "No such object, or not one the caller may see",
+    409: "Conflicts with the current state of the object",
+    413: "The body or the data is over a limit",
+    415: "Unsupported Content-Type",
+    422: "Invalid input",
+    429: "Too many requests: see Retry-After",
+}
+
+
+def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a router or route: these statuses answer with ``ErrorBody``."""
+    return {code: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[code]} for code in status_codes}
 
 
 def error_response(

@@ -11,8 +11,9 @@ from mlservice.alerts.models import Alert
 from mlservice.auth.deps import CurrentPrincipal
 from mlservice.auth.schemas import Page
 from mlservice.db import SessionDep
+from mlservice.errors import error_responses
 
-router = APIRouter(prefix="/health/alerts", tags=["alerts"])
+router = APIRouter(prefix="/health/alerts", tags=["alerts"], responses=error_responses(401, 422))
 
 
 class AlertRead(BaseModel):
@@ -50,6 +51,6 @@ def list_alerts(
     return Page[AlertRead](items=[AlertRead.model_validate(a) for a in rows], total=total, limit=limit, offset=offset)
 
 
-@router.post("/{alert_id}/ack", response_model=AlertRead)
+@router.post("/{alert_id}/ack", response_model=AlertRead, responses=error_responses(403, 404, 409))
 def acknowledge(alert_id: int, principal: CurrentPrincipal, session: SessionDep) -> Alert:
     return service.acknowledge(session, principal, alert_id)

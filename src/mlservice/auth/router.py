@@ -58,7 +58,7 @@ def register(body: RegisterRequest, session: SessionDep, settings: SettingsDep) 
     return user
 
 
-@router.post("/login", response_model=LoginResponse, responses=error_responses(401, 403, 422, 429))
+@router.post("/login", response_model=LoginResponse, responses=error_responses(400, 401, 403, 422, 429))
 def login(
     body: LoginRequest, request: Request, response: Response, session: SessionDep, settings: SettingsDep
 ) -> LoginResponse:
@@ -108,7 +108,7 @@ def change_password(
     return user
 
 
-@router.put("/profile/username", response_model=UserRead, responses=GUARDED | error_responses(409))
+@router.put("/profile/username", response_model=UserRead, responses=GUARDED | error_responses(400, 409))
 def change_username(body: UsernameChange, principal: CurrentPrincipal, session: SessionDep) -> User:
     user = service.change_username(session, principal, body.username)
     emit("user.username_changed", principal=principal, input={"username": body.username})
@@ -162,7 +162,7 @@ def create_user(
 
 
 @router.put("/users/{user_id}", response_model=UserRead,
-            responses=GUARDED | error_responses(404, 409))
+            responses=GUARDED | error_responses(400, 404, 409))
 def update_user(user_id: int, body: UserUpdate, admin: AdminPrincipal, session: SessionDep) -> User:
     user = service.update_user(session, admin, user_id, body)
     emit("admin.user_updated", principal=admin, input={"user_id": user_id, **body.model_dump(exclude_none=True)})
@@ -180,7 +180,7 @@ def delete_user(user_id: int, admin: AdminPrincipal, session: SessionDep) -> Non
 
 
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenCreated,
-             responses=GUARDED)
+             responses=GUARDED | error_responses(400))
 def create_token(
     body: TokenCreate, principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep
 ) -> TokenCreated:

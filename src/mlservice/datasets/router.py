@@ -10,12 +10,14 @@ from mlservice.auth.schemas import Page
 from mlservice.datasets import service
 from mlservice.datasets.schemas import DatasetDetail, DatasetRead
 from mlservice.db import SessionDep
+from mlservice.errors import error_responses
 from mlservice.settings import SettingsDep
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+router = APIRouter(prefix="/datasets", tags=["datasets"], responses=error_responses(401, 422))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetRead)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetRead,
+             responses=error_responses(400, 403, 413))
 def upload_dataset(
     principal: CurrentPrincipal,
     session: SessionDep,
@@ -45,7 +47,7 @@ def list_datasets(
     )
 
 
-@router.get("/{dataset_id}", response_model=DatasetDetail)
+@router.get("/{dataset_id}", response_model=DatasetDetail, responses=error_responses(404))
 def get_dataset(
     dataset_id: str, principal: CurrentPrincipal, session: SessionDep, artifacts: ArtifactsDep
 ) -> DatasetDetail:
@@ -55,7 +57,7 @@ def get_dataset(
     )
 
 
-@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(403, 404))
 def delete_dataset(
     dataset_id: str, principal: CurrentPrincipal, session: SessionDep, artifacts: ArtifactsDep
 ) -> None:

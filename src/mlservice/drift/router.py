@@ -19,13 +19,13 @@ from mlservice.drift.schemas import (
     ReportRead,
     ReportSummary,
 )
-from mlservice.errors import Unprocessable
+from mlservice.errors import Unprocessable, error_responses
 from mlservice.jobs.queue import QueueDep, submit
 from mlservice.jobs.schemas import JobCreated
 from mlservice.origin import request_origin
 from mlservice.settings import SettingsDep
 
-router = APIRouter(tags=["drift"])
+router = APIRouter(tags=["drift"], responses=error_responses(401, 422))
 
 
 def report_read(report: DriftReport) -> ReportRead:
@@ -40,7 +40,8 @@ def report_read(report: DriftReport) -> ReportRead:
     )
 
 
-@router.post("/drift/check", status_code=status.HTTP_202_ACCEPTED, response_model=JobCreated)
+@router.post("/drift/check", status_code=status.HTTP_202_ACCEPTED, response_model=JobCreated,
+             responses=error_responses(400, 403, 404, 409, 413, 429))
 def check(
     body: DriftCheckRequest,
     request: Request,
@@ -81,12 +82,13 @@ def list_reports(
     return Page[ReportSummary](items=[ReportSummary.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
-@router.get("/drift/reports/{report_id}", response_model=ReportRead)
+@router.get("/drift/reports/{report_id}", response_model=ReportRead, responses=error_responses(404))
 def get_report(report_id: int, _principal: CurrentPrincipal, session: SessionDep) -> ReportRead:
     return report_read(service.get_report(session, report_id))
 
 
-@router.post("/predict/{job_id}/feedback", response_model=FeedbackRead, tags=["predictions"])
+@router.post("/predict/{job_id}/feedback", response_model=FeedbackRead, tags=["predictions"],
+             responses=error_responses(400, 403, 404, 409))
 def feedback(
     job_id: str, body: FeedbackRequest, principal: CurrentPrincipal, session: SessionDep, artifacts: ArtifactsDep
 ) -> FeedbackRead:
@@ -94,7 +96,8 @@ def feedback(
     return FeedbackRead(**service.add_feedback(session, artifacts, principal, job_id, labels))
 
 
-@router.post("/models/{model_key}/retrain", status_code=status.HTTP_202_ACCEPTED, response_model=JobCreated, tags=["models"])
+@router.post("/models/{model_key}/retrain", status_code=status.HTTP_202_ACCEPTED, response_model=JobCreated, tags=["models"],
+             responses=error_responses(403, 404, 409))
 def retrain(
     model_key: str,
     request: Request,

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from mlservice.auth.deps import CurrentPrincipal
 from mlservice.auth.schemas import Page
 from mlservice.db import SessionDep
+from mlservice.errors import error_responses
 from mlservice.events import service
 from mlservice.events.schemas import EventDetail, EventRead
 
-router = APIRouter(prefix="/events", tags=["events"])
+router = APIRouter(prefix="/events", tags=["events"], responses=error_responses(401, 422))
 
 
 def flushed(request: Request) -> None:
@@ -77,6 +78,6 @@ def events_by_ip(
     return _page(session, principal, found, limit, offset)
 
 
-@router.get("/{event_id}", response_model=EventDetail, dependencies=[Flushed])
+@router.get("/{event_id}", response_model=EventDetail, dependencies=[Flushed], responses=error_responses(404))
 def get_event(event_id: int, principal: CurrentPrincipal, session: SessionDep) -> EventDetail:
     return EventDetail(**service.event_dict(service.get_event(session, principal, event_id), detail=True))

@@ -11,7 +11,7 @@ from mlservice.auth.deps import CurrentPrincipal
 from mlservice.bodies import Upload, documented_body, json_or_multipart, validate
 from mlservice.datasets.service import read_limits
 from mlservice.db import SessionDep
-from mlservice.errors import Unprocessable
+from mlservice.errors import Unprocessable, error_responses
 from mlservice.jobs.models import JobType
 from mlservice.jobs.queue import QueueDep, submit
 from mlservice.jobs.schemas import JobCreated
@@ -27,7 +27,9 @@ from mlservice.predictions.schemas import (
 )
 from mlservice.settings import SettingsDep
 
-router = APIRouter(tags=["predictions"])
+router = APIRouter(tags=["predictions"], responses=error_responses(401, 422))
+# A batch job over records, a dataset or an upload; limited per caller like training.
+BATCH_ERRORS = error_responses(400, 403, 404, 409, 413, 415, 429)
 
 # Endpoints declare it after the principal: dependencies run in order, so an anonymous
 # caller gets 401 before its upload is read or its body judged.
@@ -43,6 +45,7 @@ def _sources(records, dataset_id, upload) -> None:  # type: ignore[no-untyped-de
     "/predict",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobCreated,
+    responses=BATCH_ERRORS,
     openapi_extra=documented_body(PredictRequest, {"model_key": "model key", "version": "optional version"}),
 )
 def predict_async(
@@ -66,7 +69,7 @@ def predict_async(
     return JobCreated(job_id=job.id)
 
 
-@router.get("/predict/{job_id}", response_model=PredictJobRead)
+@router.get("/predict/{job_id}", response_model=PredictJobRead, responses=error_responses(404))
 def predict_results(
     job_id: str,
     principal: CurrentPrincipal,
@@ -79,7 +82,14 @@ def predict_results(
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-@router.get("/predict/{job_id}/export")
+@router.get(
+    "/predict/{job_id}/export",
+    responses={
+        200: {"description": "The rows with their predictions: JSON records, or CSV with format=csv",
+              "content": {"text/csv": {"schema": {"type": "string"}}}},
+        **error_responses(404, 409),
+    },
+)
 def export_predictions(
     job_id: str,
     principal: CurrentPrincipal,
@@ -93,7 +103,8 @@ def export_predictions(
     )
 
 
-@router.post("/models/{model_key}/predict", response_model=SyncPredictResponse, tags=["models"])
+@router.post("/models/{model_key}/predict", response_model=SyncPredictResponse, tags=["models"],
+             responses=error_responses(400, 403, 404, 409, 413, 429))
 async def predict_sync(
     model_key: str,
     body: SyncPredictRequest,
@@ -114,6 +125,7 @@ async def predict_sync(
     "/quality",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobCreated,
+    responses=BATCH_ERRORS,
     openapi_extra=documented_body(QualityRequest, {"model_key": "model key", "target": "label column", "version": "optional"}),
 )
 def quality_check(

@@ -7,11 +7,12 @@ from fastapi import APIRouter, Query, Request, status
 from mlservice.auth.deps import AdminPrincipal, CurrentPrincipal
 from mlservice.auth.schemas import Page
 from mlservice.db import SessionDep
+from mlservice.errors import error_responses
 from mlservice.registry import service
 from mlservice.registry.models import ModelVersion
 from mlservice.registry.schemas import ChangeRead, ModelDetail, ModelSummary, VersionDetail, VersionSummary
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(prefix="/models", tags=["models"], responses=error_responses(401, 422))
 
 
 def _summary(row: ModelVersion, active: str | None) -> VersionSummary:
@@ -51,12 +52,13 @@ def list_models(
     )
 
 
-@router.get("/{model_key}", response_model=ModelDetail)
+@router.get("/{model_key}", response_model=ModelDetail, responses=error_responses(404))
 def get_model(model_key: str, _principal: CurrentPrincipal, session: SessionDep) -> ModelDetail:
     return _detail(session, model_key)
 
 
-@router.get("/{model_key}/versions/{version}", response_model=VersionDetail)
+@router.get("/{model_key}/versions/{version}", response_model=VersionDetail,
+            responses=error_responses(404))
 def get_version(model_key: str, version: str, _principal: CurrentPrincipal, session: SessionDep) -> VersionDetail:
     row = service.get_version(session, model_key, version)
     model = service.get_model(session, model_key)
@@ -66,25 +68,30 @@ def get_version(model_key: str, version: str, _principal: CurrentPrincipal, sess
     )
 
 
+ADMIN_CHANGE = error_responses(403, 404, 409)
+
+
 def _forget(request: Request, key: str) -> None:
     request.app.state.version_resolver.forget(key)
 
 
-@router.post("/{model_key}/versions/{version}/promote", response_model=ModelDetail)
+@router.post("/{model_key}/versions/{version}/promote", response_model=ModelDetail,
+             responses=ADMIN_CHANGE)
 def promote(model_key: str, version: str, admin: AdminPrincipal, session: SessionDep, request: Request) -> ModelDetail:
     service.promote(session, admin, model_key, version)
     _forget(request, model_key)
     return _detail(session, model_key)
 
 
-@router.post("/{model_key}/rollback", response_model=ModelDetail)
+@router.post("/{model_key}/rollback", response_model=ModelDetail, responses=ADMIN_CHANGE)
 def rollback(model_key: str, admin: AdminPrincipal, session: SessionDep, request: Request) -> ModelDetail:
     service.rollback(session, admin, model_key)
     _forget(request, model_key)
     return _detail(session, model_key)
 
 
-@router.delete("/{model_key}/versions/{version}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{model_key}/versions/{version}", status_code=status.HTTP_204_NO_CONTENT,
+               responses=ADMIN_CHANGE)
 def delete_version(model_key: str, version: str, admin: AdminPrincipal, session: SessionDep) -> None:
     service.delete_version(session, admin, model_key, version)
 

@@ -9,6 +9,7 @@ from mlservice.auth.deps import CurrentPrincipal
 from mlservice.bodies import Upload, documented_body, json_or_multipart, validate
 from mlservice.datasets.service import read_limits
 from mlservice.db import SessionDep
+from mlservice.errors import error_responses
 from mlservice.jobs.queue import QueueDep, submit
 from mlservice.jobs.schemas import JobCreated
 from mlservice.origin import request_origin
@@ -27,6 +28,7 @@ Body = Annotated[tuple[dict, Upload | None], Depends(json_or_multipart)]
     "/train",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobCreated,
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
     openapi_extra=documented_body(
         TrainRequest,
         {"model_key": "model key", "target": "target column", "features": "JSON list",
