@@ -233,6 +233,7 @@ def world(_migrated, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World
     settings = make_settings(
         tmp_path_factory.mktemp("auth-matrix"), database,
         admin_api_token=SYSTEM_TOKEN,
+        max_workers_limit=1,  # one worker process: the jobs cells start are cancelled anyway
         auto_retrain=False,  # the drift alert below must not start a retrain of its own
         retraining_accuracy_drop_threshold=1.0,  # a manual retrain never replaces the active version
     )
