@@ -33,10 +33,11 @@ def apply_retention(settings: Settings, artifacts: ArtifactStore) -> None:
 
 
 def reconcile(database: Database, queue: JobQueue, settings: Settings) -> list[str]:
-    """Distributed mode: requeue (or fail) running jobs whose worker stopped beating."""
+    """Distributed mode: requeue (or fail) running jobs whose worker stopped beating, and send
+    again queued jobs whose message may have been lost."""
     requeued = reconcile_lost_jobs(database, settings)
     for job_id in requeued:
-        log.warning("job %s lost its worker; requeued", job_id)
+        log.warning("job %s lost its worker or its message; requeued", job_id)
         queue.enqueue(job_id)
     return requeued
 

@@ -11,6 +11,8 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import update
+
 from mlservice.db import Database, utcnow
 from mlservice.jobs.celery_queue import queue_for
 from mlservice.jobs.models import Job
@@ -60,6 +62,23 @@ def test_reconciler_fails_lost_jobs_when_retry_is_off_or_attempts_are_spent(tmp_
     spent = running_job(database, beat_age_s=600, attempts=3)
     assert reconcile_lost_jobs(database, retry) == []
     assert read(database, spent).error == "interrupted: worker lost after 3 attempt(s)"
+
+
+def test_reconciler_sends_again_a_queued_job_whose_message_was_lost(tmp_path: Path, database: Database) -> None:
+    """The API died between committing a job and sending its message (or the broker refused the
+    send, or the reconciler's own requeue): nothing would ever run it. A job queued for longer than
+    the heartbeat timeout is sent again, once per timeout; a duplicate of a message still in the
+    broker is dropped by the worker that gets it (see the redelivery test below)."""
+    settings = make_settings(tmp_path, database, job_heartbeat_timeout_s=30)
+    unsent, waiting = running_job(database, beat_age_s=0, attempts=0), running_job(database, beat_age_s=0, attempts=0)
+    with database.session(write=True) as session:
+        for job_id, age in ((unsent, 120), (waiting, 5)):
+            session.execute(update(Job).where(Job.id == job_id).values(
+                status="queued", stage=None, started_at=None, heartbeat_at=None, worker=None,
+                updated_at=utcnow() - timedelta(seconds=age)))
+    assert reconcile_lost_jobs(database, settings) == [unsent]
+    assert reconcile_lost_jobs(database, settings) == []  # not again before another timeout
+    assert (read(database, unsent).status, read(database, waiting).status) == ("queued", "queued")
 
 
 def test_redelivery_takes_over_only_a_stale_job_and_the_old_attempt_ends_nothing(database: Database) -> None:

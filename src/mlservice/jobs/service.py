@@ -179,7 +179,8 @@ def reconcile_lost_jobs(database: Database, settings: Settings, now: datetime | 
     """Distributed mode, on the API's scheduler: a running job whose heartbeat is older than
     ``ML_JOB_HEARTBEAT_TIMEOUT_S`` lost its worker. Requeue it (returns the ids to enqueue) while
     ``ML_RETRY_LOST_JOBS`` and attempts < ``ML_JOB_MAX_ATTEMPTS``, else fail it with a reason.
-    Row locks (skipped when held) make each lost job handled by one replica only."""
+    Queued jobs that waited as long are sent again (their message may never have reached the
+    broker). Row locks (skipped when held) make each lost job handled by one replica only."""
     cutoff = (now or utcnow()) - timedelta(seconds=settings.job_heartbeat_timeout_s)
     requeued: list[str] = []
     with database.session(write=True) as session:
@@ -196,6 +197,16 @@ def reconcile_lost_jobs(database: Database, settings: Settings, now: datetime | 
             else:
                 tries = f" after {job.attempts} attempt(s)" if job.attempts > 1 else ""
                 _finish(job, JobStatus.failed, error=f"interrupted: worker lost{tries}")
+        # A queued job whose message never reached the broker (the API died between the commit
+        # and the send, or the broker refused it) would wait for ever: send it again, once per
+        # timeout. A duplicate of a message still in the broker is dropped by the worker.
+        unsent = session.scalars(
+            select(Job).where(Job.status == JobStatus.queued.value, Job.updated_at < cutoff)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for job in unsent:
+            job.updated_at = utcnow()
+            requeued.append(job.id)
     return requeued
 
 
