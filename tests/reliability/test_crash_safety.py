@@ -20,6 +20,7 @@ import signal
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +30,9 @@ from sqlalchemy import create_engine, text
 
 from mlservice.artifacts import ArtifactStore
 from mlservice.db import Database
-from mlservice.jobs.models import Job
+from mlservice.jobs.models import Job, JobType
 from mlservice.jobs.runner import WorkerContext
+from mlservice.jobs.service import STAGES
 from mlservice.ml import load_bundle, save_bundle, train
 from mlservice.predictions.log import read_log
 from mlservice.training.jobs import save_version
@@ -274,8 +276,9 @@ def test_workers_and_api_killed_in_distributed_mode(tmp_path: Path) -> None:
     """Two Celery workers train in turn; each is SIGKILLed mid-training (the second together with
     the API). The first loss is requeued and taken by the other worker; the second uses up
     ``ML_JOB_MAX_ATTEMPTS`` and the restarted API fails the job with the reason. test_cluster.py
-    covers a requeued job completing; this covers the losses that end it, and a retry after a
-    loss at the very end of a training (the version registered, the job's end not recorded)."""
+    covers a requeued job completing; this covers the losses that end it, a retry after a loss at
+    the very end of a training (the version registered, the job's end not recorded), and a job
+    whose message never reached the broker."""
     with fresh_postgres_database("mlservice_crash") as url:
         cluster = Cluster(tmp_path, url, ML_JOB_MAX_ATTEMPTS="2")
         try:
@@ -304,6 +307,19 @@ def test_workers_and_api_killed_in_distributed_mode(tmp_path: Path) -> None:
             assert [v["version"] for v in kept["versions"]] == ["1.0.0"] and kept["active_version"] == "1.0.0", kept
             assert rows_of(engine, "SELECT attempts FROM jobs WHERE id = :id", id=good)[0]["attempts"] == 2
 
+            # The API killed between committing a job and sending its message (the row as such a
+            # kill leaves it): the reconciler sends it again and a worker runs it.
+            unsent = uuid.uuid4().hex
+            with engine.begin() as connection:
+                connection.execute(text(
+                    "INSERT INTO jobs (id, type, status, stages, progress, model_key, user_id, source, params, details, "
+                    "cancel_requested, attempts, created_at, updated_at) "
+                    "SELECT :new, type, 'queued', CAST(:stages AS jsonb), 0, 'unsent', user_id, source, params, "
+                    "CAST('{}' AS jsonb), false, 0, now() - interval '1 hour', now() - interval '1 hour' "
+                    "FROM jobs WHERE id = :id"),
+                    {"new": unsent, "id": good, "stages": json.dumps([{"name": n, "status": "pending"} for n in STAGES[JobType.train]])})
+            assert finished(base, headers, unsent, timeout=60)["status"] == "completed"
+
             lost = submit(base, headers, "/train", {"model_key": "lost", "target": "income",
                                                     "dataset_id": train_set["id"], "params": ENDLESS})
 
@@ -330,7 +346,7 @@ def test_workers_and_api_killed_in_distributed_mode(tmp_path: Path) -> None:
             assert row["attempts"] == 2
             engine.dispose()
             counts = check_consistency(url, tmp_path / "shared-artifacts")
-            assert counts == {"jobs": 2, "datasets": 1, "versions": 1}, counts
+            assert counts == {"jobs": 3, "datasets": 1, "versions": 2}, counts
         finally:
             cluster.stop()
 
