@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import re
 import sys
 from contextvars import ContextVar
 from datetime import datetime, timezone
@@ -28,6 +29,27 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get() or "-"
+        return True
+
+
+# Secrets that library lines carry: a WebSocket URL's ?token= (uvicorn logs the handshake at INFO),
+# the Authorization and Cookie headers (the websockets library at DEBUG), our mls_… tokens anywhere.
+_SECRETS = re.compile(
+    r"(?P<keep>[?&]token=|authorization:\s*\w+\s+|ml_session=)[^\s&;\"']+|mls_(?:sess|api)_[\w-]+", re.I
+)
+
+
+def _redact(match: re.Match[str]) -> str:
+    return f"{match.group('keep') or ''}[redacted]"
+
+
+class SecretFilter(logging.Filter):
+    """Removes bearer secrets from a record's message before any handler writes it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _SECRETS.search(message):
+            record.msg, record.args = _SECRETS.sub(_redact, message), ()
         return True
 
 
@@ -69,6 +91,7 @@ def configure_logging(settings: Settings) -> None:
     for handler in handlers:
         handler.setFormatter(formatter)
         handler.addFilter(RequestIdFilter())
+        handler.addFilter(SecretFilter())
         root.addHandler(handler)
     root.setLevel(settings.log_level)
     logging.getLogger("alembic").setLevel(logging.WARNING)
