@@ -71,8 +71,9 @@ def run_drift_check(context: WorkerContext, job: Job, reporter: JobReporter) -> 
         window = (None, None)
     else:
         source = "log"
-        frame = prediction_log.read_log(context.artifacts, key, since=since, until=until)
-        classes = frame["_prediction"].tolist() if len(frame) else None
+        frame = prediction_log.read_log(context.artifacts, key, since=since, until=until,
+                                        strings_as_categories=True)
+        classes = frame["_prediction"] if len(frame) else None
         confidences = frame["_confidence"].to_numpy() if len(frame) else None
         window = (since, until)
     reporter.stage("compare", 40)

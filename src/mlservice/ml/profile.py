@@ -148,7 +148,8 @@ def text_bins(s: pd.Series, edges: Sequence[float], vocabulary: Sequence[str]
 def class_bins(predicted: Sequence[Any], classes: Sequence[Any]) -> np.ndarray:
     """Counts per class (``classes`` order); unknown labels are not counted."""
     index = {str(c): i for i, c in enumerate(classes)}
-    codes, uniques = pd.factorize(pd.Series(list(predicted), dtype=object))
+    series = predicted if isinstance(predicted, pd.Series) else pd.Series(list(predicted), dtype=object)
+    codes, uniques = pd.factorize(series)
     lut = np.array([index.get(str(u), len(classes)) for u in uniques] + [len(classes)],
                    dtype=np.int64)
     return np.bincount(lut[codes], minlength=len(classes) + 1)[: len(classes)]
