@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 FRONTEND := frontend
 
-.PHONY: run install install-dev dashboard browser test test-frontend clean
+.PHONY: run install install-dev dashboard browser test test-frontend soak clean
 
 run: install dashboard
 	$(BIN)/mlservice serve
@@ -47,6 +47,11 @@ browser:
 # end-to-end run in headless Chromium against a real `mlservice serve`.
 test-frontend: browser
 	cd $(FRONTEND) && npm run typecheck && npm run check:api && npm test && npm run test:e2e
+
+# 50 clients × 60 s of mixed load per backend (SQLite, then a throw-away PostgreSQL database);
+# prints requests, p50/p99 per operation and errors, exits non-zero on any error.
+soak: install-dev
+	$(BIN)/python bench/soak.py --duration 60
 
 clean:
 	rm -rf $(VENV) $(FRONTEND)/node_modules $(FRONTEND)/.next $(FRONTEND)/out

@@ -132,6 +132,7 @@ class _Connection:
         self.headers = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.body = b""
 
     async def request(self, method: str, path: str, body: bytes | None) -> int:
         if self.writer is None:
@@ -152,14 +153,16 @@ class _Connection:
                 length = int(value.strip())
             elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
                 chunked = True
+        parts: list[bytes] = []
         if chunked:
             while True:
                 size = int((await self.reader.readline()).strip() or b"0", 16)
-                await self.reader.readexactly(size + 2)
+                parts.append((await self.reader.readexactly(size + 2))[:size])
                 if size == 0:
                     break
         elif length:
-            await self.reader.readexactly(length)
+            parts.append(await self.reader.readexactly(length))
+        self.body = b"".join(parts)  # the last response's body, for callers that check it
         return int(status_line.split()[1])
 
 
