@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict
 
 from mlservice.alerts import service
@@ -43,12 +43,12 @@ def list_alerts(
     model_key: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> Page[AlertRead]:
+) -> Response:
     rows, total = service.list_alerts(
         session, principal, status=None if status == "all" else status, kind=kind, model_key=model_key,
         limit=limit, offset=offset,
     )
-    return Page[AlertRead](items=[AlertRead.model_validate(a) for a in rows], total=total, limit=limit, offset=offset)
+    return Page[AlertRead](items=[AlertRead.model_validate(a) for a in rows], total=total, limit=limit, offset=offset).as_response()
 
 
 @router.post("/{alert_id}/ack", response_model=AlertRead, responses=error_responses(403, 404, 409))

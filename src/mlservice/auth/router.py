@@ -137,13 +137,13 @@ def list_users(
     limit: Limit = 50,
     offset: Offset = 0,
     include_deleted: bool = False,
-) -> Page[UserRead]:
+) -> Response:
     users, total = service.list_users(
         session, limit=limit, offset=offset, include_deleted=include_deleted
     )
     return Page[UserRead](
         items=[UserRead.model_validate(u) for u in users], total=total, limit=limit, offset=offset
-    )
+    ).as_response()
 
 
 @router.get("/users/{user_id}", response_model=UserRead, responses=GUARDED | error_responses(404))
@@ -201,11 +201,11 @@ def create_token(
 @router.get("/tokens", response_model=Page[TokenRead], responses=SIGNED_IN)
 def list_tokens(
     principal: CurrentPrincipal, session: SessionDep, limit: Limit = 50, offset: Offset = 0
-) -> Page[TokenRead]:
+) -> Response:
     tokens, total = service.list_api_tokens(session, principal, limit=limit, offset=offset)
     return Page[TokenRead](
         items=[_token_read(t) for t in tokens], total=total, limit=limit, offset=offset
-    )
+    ).as_response()
 
 
 @router.post("/tokens/{token_id}/revoke", response_model=TokenRead,

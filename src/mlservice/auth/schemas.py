@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
+from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlservice.auth.passwords import MAX_PASSWORD_LENGTH
@@ -24,6 +25,11 @@ class Page(BaseModel, Generic[ItemT]):
     total: int
     limit: int
     offset: int
+
+    def as_response(self) -> Response:
+        """Serialized in the (sync) endpoint's own worker thread. Returned as a model, it would
+        be validated and serialized again in a second hop to the thread pool."""
+        return Response(self.model_dump_json(), media_type="application/json")
 
 
 class UserRead(BaseModel):

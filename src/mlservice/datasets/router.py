@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 
 from mlservice.artifacts import ArtifactsDep
 from mlservice.auth.deps import CurrentPrincipal
@@ -40,11 +40,11 @@ def list_datasets(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> Page[DatasetRead]:
+) -> Response:
     rows, total = service.list_datasets(session, principal, limit=limit, offset=offset)
     return Page[DatasetRead](
         items=[DatasetRead.model_validate(d) for d in rows], total=total, limit=limit, offset=offset
-    )
+    ).as_response()
 
 
 @router.get("/{dataset_id}", response_model=DatasetDetail, responses=error_responses(404))

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from mlservice.artifacts import ArtifactsDep
 from mlservice.auth.deps import CurrentPrincipal
@@ -74,12 +74,12 @@ def list_reports(
     created_before: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> Page[ReportSummary]:
+) -> Response:
     rows, total = service.list_reports(
         session, model_key=model_key, verdict=verdict, trigger=trigger, created_after=created_after,
         created_before=created_before, limit=limit, offset=offset,
     )
-    return Page[ReportSummary](items=[ReportSummary.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+    return Page[ReportSummary](items=[ReportSummary.model_validate(r) for r in rows], total=total, limit=limit, offset=offset).as_response()
 
 
 @router.get("/drift/reports/{report_id}", response_model=ReportRead, responses=error_responses(404))

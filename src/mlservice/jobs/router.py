@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from mlservice.auth.deps import CurrentPrincipal
 from mlservice.auth.schemas import Page
@@ -29,7 +29,7 @@ def list_jobs(
     updated_since: datetime | None = Query(None, description="for resync after a reconnect"),
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> Page[JobRead]:
+) -> Response:
     jobs, total = service.list_jobs(
         session,
         principal,
@@ -45,7 +45,7 @@ def list_jobs(
     )
     return Page[JobRead](
         items=[JobRead.model_validate(j) for j in jobs], total=total, limit=limit, offset=offset
-    )
+    ).as_response()
 
 
 @router.get("/{job_id}", response_model=JobRead, responses=error_responses(404))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from mlservice.auth.deps import AdminPrincipal, CurrentPrincipal
 from mlservice.auth.schemas import Page
@@ -45,11 +45,11 @@ def list_models(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> Page[ModelSummary]:
+) -> Response:
     items, total = service.list_models(session, limit=limit, offset=offset)
     return Page[ModelSummary](
         items=[ModelSummary(**item) for item in items], total=total, limit=limit, offset=offset
-    )
+    ).as_response()
 
 
 @router.get("/{model_key}", response_model=ModelDetail, responses=error_responses(404))
