@@ -10,6 +10,7 @@ replica reports the same truth whichever process ran the job.
 from __future__ import annotations
 
 import hmac
+import itertools
 import logging
 import os
 import re
@@ -32,6 +33,14 @@ log = logging.getLogger(__name__)
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 JOB_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 4 * 3600.0)
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+_ID_PREFIX = os.urandom(4).hex()
+_id_numbers = itertools.count(1)  # next() on it is atomic: safe from any thread
+
+
+def _next_request_id() -> str:
+    """Unique per process without a syscall per request: os.urandom released the GIL and
+    showed up as ~10 % of a sync prediction's time waiting to take it back under load."""
+    return f"{_ID_PREFIX}{next(_id_numbers):08x}"
 
 
 class Metrics:
@@ -108,7 +117,7 @@ class RequestObserver:
                     request_id = value.decode("ascii")
                 break
         if request_id is None:
-            request_id = os.urandom(8).hex()
+            request_id = _next_request_id()
         token = request_id_var.set(request_id)
         if kind == "websocket":
             try:
