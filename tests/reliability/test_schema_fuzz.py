@@ -21,7 +21,8 @@ changes, token revocation) and the DELETEs of shared objects run after the other
 role's account; a case that lost that account (an admin deleted or deactivated it)
 makes the next case use a new one.
 
-``ML_FUZZ_SEED`` changes the (otherwise fixed) seed; ``ML_FUZZ_EXAMPLES`` the examples per operation.
+For a deeper run: ``ML_FUZZ_SEED`` changes the (otherwise fixed) seed, ``ML_FUZZ_EXAMPLES`` the
+examples per operation (4), and ``ML_FUZZ_COVERAGE=1`` adds Schemathesis' coverage phase.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 ROLES = ("user", "admin")
 SEED = int(os.environ.get("ML_FUZZ_SEED", "20261126"))
 EXAMPLES = int(os.environ.get("ML_FUZZ_EXAMPLES", "4"))
+COVERAGE = os.environ.get("ML_FUZZ_COVERAGE") == "1"
 
 # One example here starts a job in the worker pool (training, a batch prediction, a drift check).
 STARTS_A_JOB = [
@@ -80,9 +82,9 @@ DESTRUCTIVE = [
 CONFIG = schemathesis.Config.from_dict({
     "seed": SEED,
     "generation": {"mode": "all", "max-examples": EXAMPLES, "database": "none"},
-    # Coverage (boundary values of every parameter) is off: it is not bounded by max-examples and
-    # came to ~50 cases per operation; stateful sequences are off too.
-    "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
+    # Coverage (boundary values of every parameter) is not bounded by max-examples and comes to
+    # ~50 cases per operation: on for a deeper run only. Stateful sequences are off.
+    "phases": {"coverage": {"enabled": COVERAGE}, "stateful": {"enabled": False}},
     "operations": [
         {"include-name": STARTS_A_JOB, "generation": {"max-examples": 2}},
         {"include-name": HASHES_A_PASSWORD, "generation": {"max-examples": 2}},
