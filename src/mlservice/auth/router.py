@@ -23,7 +23,7 @@ from mlservice.auth.schemas import (
     UserRead,
     UserUpdate,
 )
-from mlservice.db import SessionDep, utcnow
+from mlservice.db import SessionDep, db_io, utcnow
 from mlservice.errors import error_responses
 from mlservice.events.service import LoginAttempt, emit
 from mlservice.settings import SettingsDep
@@ -59,11 +59,10 @@ def register(body: RegisterRequest, session: SessionDep, settings: SettingsDep) 
 
 
 @router.post("/login", response_model=LoginResponse, responses=error_responses(400, 401, 403, 422, 429))
-def login(
-    body: LoginRequest, request: Request, response: Response, session: SessionDep, settings: SettingsDep
-) -> LoginResponse:
+def login(body: LoginRequest, request: Request, response: Response, settings: SettingsDep) -> LoginResponse:
+    # No SessionDep: its write transaction would hold SQLite's lock through the password check.
     with LoginAttempt(request.app.state.events.login_guard, body.username) as attempt:  # 429 when locked
-        secret, token, user = service.login(session, settings, body.username, body.password)
+        secret, token, user = service.login(request.app.state.database, settings, body.username, body.password)
     attempt.succeeded(user, token)
     response.set_cookie(
         SESSION_COOKIE,
@@ -88,15 +87,16 @@ def logout(principal: CurrentPrincipal, response: Response, session: SessionDep)
     return response
 
 
-# Async (like get_job): the dashboard asks often, and a primary-key read beats a thread hop.
+# Async (like get_job): the dashboard asks often, and on SQLite a primary-key read beats a
+# thread hop (db_io).
 @router.get("/user-info", response_model=UserRead, responses=SIGNED_IN)
-async def user_info(principal: CurrentPrincipal, session: SessionDep) -> User:
-    return service.get_live_user(session, principal.user_id)
+async def user_info(principal: CurrentPrincipal, session: SessionDep, request: Request) -> User:
+    return await db_io(request.app.state.database, service.get_live_user, session, principal.user_id)
 
 
 @router.get("/profile", response_model=UserRead, responses=SIGNED_IN)
-async def profile(principal: CurrentPrincipal, session: SessionDep) -> User:
-    return service.get_live_user(session, principal.user_id)
+async def profile(principal: CurrentPrincipal, session: SessionDep, request: Request) -> User:
+    return await db_io(request.app.state.database, service.get_live_user, session, principal.user_id)
 
 
 @router.put("/profile/password", response_model=UserRead, responses=GUARDED | error_responses(400))

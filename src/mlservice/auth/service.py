@@ -91,8 +91,6 @@ def authenticate(session: Session, username: str, password: str) -> User:
     assert user is not None
     if not user.is_active:
         raise Forbidden("this account is deactivated; ask an administrator", code="account_inactive")
-    if passwords.needs_rehash(user.password_hash):
-        user.password_hash = passwords.hash_password(password)
     return user
 
 
@@ -114,12 +112,26 @@ def issue_token(
     return secret, token
 
 
-def login(session: Session, settings: Settings, username: str, password: str) -> tuple[str, AuthToken, User]:
-    user = authenticate(session, username, password)
-    user.last_login_at = utcnow()
-    secret, token = issue_token(
-        session, user, TokenKind.session, timedelta(days=settings.session_expiry_days)
-    )
+def login(database: Database, settings: Settings, username: str, password: str) -> tuple[str, AuthToken, User]:
+    """Argon2 runs before the write transaction: on SQLite that transaction holds the one write
+    lock, and every other write would queue behind each login's hashing (seen under load:
+    writes waiting seconds behind a few logins)."""
+    with database.session() as session:
+        verified = authenticate(session, username, password)
+        user_id, verified_hash = verified.id, verified.password_hash
+    new_hash = passwords.hash_password(password) if passwords.needs_rehash(verified_hash) else None
+    with database.session(write=True) as session:
+        user = session.get(User, user_id)
+        if user is None or user.deleted_at is not None or user.password_hash != verified_hash:
+            raise Unauthorized("wrong username or password", code="invalid_credentials")
+        if not user.is_active:
+            raise Forbidden("this account is deactivated; ask an administrator", code="account_inactive")
+        if new_hash is not None:
+            user.password_hash = new_hash
+        user.last_login_at = utcnow()
+        secret, token = issue_token(
+            session, user, TokenKind.session, timedelta(days=settings.session_expiry_days)
+        )
     return secret, token, user
 
 

@@ -2,7 +2,7 @@
 
 from mlservice.db.base import Base, UTCDateTime, utcnow
 from mlservice.db.engine import Database, DatabaseBusyError
-from mlservice.db.session import SessionDep, get_session
+from mlservice.db.session import SessionDep, db_io, get_session
 
 __all__ = [
     "Base",
@@ -10,6 +10,7 @@ __all__ = [
     "DatabaseBusyError",
     "SessionDep",
     "UTCDateTime",
+    "db_io",
     "get_session",
     "utcnow",
 ]

@@ -3,11 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from mlservice.auth.deps import CurrentPrincipal
 from mlservice.auth.schemas import Page
-from mlservice.db import SessionDep
+from mlservice.db import SessionDep, db_io
 from mlservice.errors import error_responses
 from mlservice.jobs import service
 from mlservice.jobs.models import Job, JobStatus, JobType
@@ -49,9 +49,9 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobRead, responses=error_responses(404))
-async def get_job(job_id: str, principal: CurrentPrincipal, session: SessionDep) -> Job:
-    # Async: clients poll this; one primary-key read is cheaper on the loop than a thread hop.
-    return service.visible_job(session, principal, job_id)
+async def get_job(job_id: str, principal: CurrentPrincipal, session: SessionDep, request: Request) -> Job:
+    # Async: clients poll this; on SQLite one primary-key read beats a thread hop (db_io).
+    return await db_io(request.app.state.database, service.visible_job, session, principal, job_id)
 
 
 @router.post("/{job_id}/cancel", response_model=JobRead, responses=error_responses(403, 404, 409))
