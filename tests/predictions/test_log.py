@@ -39,6 +39,24 @@ def test_concurrent_sync_appends_are_all_readable(tmp_path) -> None:
     assert frame["city"].isna().sum() == 200 and "Москва" in set(frame["city"])
 
 
+def sync_rows(records: list[dict], confidences: list[float]) -> plog.SyncRows:
+    return plog.SyncRows(plog.feature_schema(FEATURES), "1.0.0", records, ["a"] * len(records),
+                         np.array(confidences), user_id=7)
+
+
+def test_a_group_with_one_bad_request_writes_the_others(tmp_path) -> None:
+    store = ArtifactStore(tmp_path)
+    writer = plog.SyncLogWriter(store)
+    good = [plog._Pending(sync_rows([{"age": i, "city": f"c{i}"}], [0.5])) for i in range(20)]
+    bad = plog._Pending(sync_rows([{"age": 1, "city": "x"}], [0.5, 0.6]))  # two confidences, one row
+    # One group, as the writer thread forms it when requests arrive during a write.
+    writer._write_group([("m", pending) for pending in [*good[:10], bad, *good[10:]]])
+    assert [pending.error for pending in good] == [None] * 20
+    assert bad.error is not None and all(p.done.is_set() for p in [*good, bad])
+    assert sorted(plog.read_log(store, "m")["city"]) == sorted(f"c{i}" for i in range(20))
+    writer.close()
+
+
 def test_window_and_version_filters(tmp_path) -> None:
     store = ArtifactStore(tmp_path)
     now = datetime.now(UTC)

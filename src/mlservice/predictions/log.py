@@ -305,9 +305,25 @@ class _Segment:
     rows: int = 0
 
 
-def _group_table(items: list[_Pending]) -> pa.Table:
-    tables = [item.rows for item in items if isinstance(item.rows, pa.Table)]
-    sync_rows = [item.rows for item in items if isinstance(item.rows, SyncRows)]
+def _group_table(items: list[_Pending]) -> tuple[pa.Table | None, list[_Pending]]:
+    """One table for the group's rows, and the items it holds. Rows one request's values cannot
+    become Arrow fail that request alone: the group is built again without them."""
+    try:
+        return _concat([item.rows for item in items]), items
+    except Exception:  # noqa: BLE001 - narrowed down item by item below
+        built, kept = [], []
+        for item in items:
+            try:
+                built.append(_concat([item.rows]))
+                kept.append(item)
+            except Exception as exc:  # noqa: BLE001 - handed to that request
+                item.error = exc
+        return (pa.concat_tables(built) if built else None), kept
+
+
+def _concat(parts: list[pa.Table | SyncRows]) -> pa.Table:
+    tables = [part for part in parts if isinstance(part, pa.Table)]
+    sync_rows = [part for part in parts if isinstance(part, SyncRows)]
     if sync_rows:
         tables.append(build_table_from_records(sync_rows))
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
@@ -374,9 +390,11 @@ class SyncLogWriter:
         for model_key, pending in group:
             by_target.setdefault((model_key, pending.version, pending.schema), []).append(pending)
         for (model_key, version, schema), items in by_target.items():
+            table, items = _group_table(items)
+            if table is None:
+                continue
             try:
                 segment = self._segment(model_key, version, schema)
-                table = _group_table(items)
                 for batch in table.combine_chunks().to_batches():
                     segment.writer.write_batch(batch)
                 segment.sink.flush()
