@@ -13,16 +13,18 @@ A dataset, a trained model, a prediction and an API token of the plain user exis
 starts; the path parameters naming them get examples that are sent as those real ids, so the
 fuzzer reaches existing objects too, not only 404s.
 
-Budget (the suite runs on 2 cores): a few examples per operation, fewer where one example costs
-real work — starting a job (training, batch predictions, drift) or hashing a password (Argon2, about
-0.5 s here). Operations that can end the caller's credentials or account (logout, profile and user
-changes, token revocation) and the DELETEs of shared objects run after the others of their role
-(all the plain user's cases run before the admin's), each case with a fresh API token of its
-role's account; a case that lost that account (an admin deleted or deactivated it)
-makes the next case use a new one.
+Budget (the suite runs on 2 cores; this file takes about 40 s there): 10 generated examples per
+operation besides its explicit ones, 2 where one example costs real work — starting a job
+(training, batch predictions, drift) or hashing a password (Argon2id, 0.15-0.5 s of CPU here).
+
+Operations that can end the caller's credentials or account (logout, profile and user changes,
+token revocation) and the DELETEs of shared objects run after the others of their role (all the
+plain user's cases run before the admin's), each case with a fresh API token of its role's
+account; a case that lost that account (an admin deleted or deactivated it) makes the next case
+use a new one.
 
 For a deeper run: ``ML_FUZZ_SEED`` changes the (otherwise fixed) seed, ``ML_FUZZ_EXAMPLES`` the
-examples per operation (4), and ``ML_FUZZ_COVERAGE=1`` adds Schemathesis' coverage phase.
+examples per operation (10), and ``ML_FUZZ_COVERAGE=1`` adds Schemathesis' coverage phase.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from tests.helpers import SMALL_PARAMS, USER_PASSWORD, adult_sample, csv_bytes, 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 ROLES = ("user", "admin")
 SEED = int(os.environ.get("ML_FUZZ_SEED", "20261126"))
-EXAMPLES = int(os.environ.get("ML_FUZZ_EXAMPLES", "4"))
+EXAMPLES = int(os.environ.get("ML_FUZZ_EXAMPLES", "10"))
 COVERAGE = os.environ.get("ML_FUZZ_COVERAGE") == "1"
 
 # One example here starts a job in the worker pool (training, a batch prediction, a drift check).
@@ -66,7 +68,7 @@ STARTS_A_JOB = [
     "POST /train", "POST /predict", "POST /quality", "POST /drift/check",
     "POST /models/{model_key}/retrain",
 ]
-# One example here hashes or verifies a password (Argon2id: ~0.5 s of CPU on this machine).
+# One example here hashes or verifies a password (Argon2id: 0.15-0.5 s of CPU on 2 cores).
 HASHES_A_PASSWORD = [
     "POST /auth/login", "POST /auth/register", "POST /auth/users", "PUT /auth/profile/password",
     "DELETE /auth/profile",
