@@ -69,6 +69,18 @@ def test_window_and_version_filters(tmp_path) -> None:
     assert plog.read_log(store, "other").empty
 
 
+def test_categories_read_across_sync_segments_and_batch_files(tmp_path) -> None:
+    store = ArtifactStore(tmp_path)
+    writer = plog.SyncLogWriter(store)
+    writer.append("m", table(3))  # an open Arrow stream segment
+    plog.write_batch(store, "m", table(4), "batch")  # a Parquet file
+    frame = plog.read_log(store, "m", strings_as_categories=True)
+    assert len(frame) == 7 and isinstance(frame["city"].dtype, pd.CategoricalDtype)
+    assert frame["city"].value_counts().to_dict() == {"Москва": 3, "x": 1}
+    assert frame["_version"].astype(str).tolist() == ["1.0.0"] * 7
+    writer.close()
+
+
 def test_a_torn_tail_is_ignored(tmp_path) -> None:
     store = ArtifactStore(tmp_path)
     writer = plog.SyncLogWriter(store)

@@ -218,6 +218,8 @@ def read_log(
                 compacted = path.with_suffix(".parquet")
                 if table is None and compacted.exists():
                     path, table = compacted, None
+                elif table is not None and strings_as_categories:
+                    table = _strings_as_dictionaries(table)  # to concatenate with Parquet's
             if path.suffix == ".parquet":
                 table = _read_parquet(path, strings_as_categories)
             if table is not None and table.num_rows:
@@ -244,11 +246,22 @@ def read_log(
     return table.to_pandas()
 
 
+def _is_text(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
+def _strings_as_dictionaries(table: pa.Table) -> pa.Table:
+    for index, arrow_field in enumerate(table.schema):
+        if _is_text(arrow_field.type):
+            table = table.set_column(index, arrow_field.name, pc.dictionary_encode(table.column(index)))
+    return table
+
+
 def _read_parquet(path: Path, strings_as_categories: bool) -> pa.Table:
     if not strings_as_categories:
         return pq.read_table(path)
     schema = pq.read_schema(path)
-    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    text = [f.name for f in schema if _is_text(f.type)]
     return pq.read_table(path, read_dictionary=text)
 
 
