@@ -62,7 +62,8 @@ def _stop(executor: ProcessPoolExecutor) -> None:
 
 class LocalJobQueue:
     """A bounded pool of worker processes inside ``serve``: CPU-heavy training never holds the
-    API's interpreter. Started lazily on the first job. A worker that dies takes its job with
+    API's interpreter. `serve` starts every worker up front (start()); elsewhere (tests) the pool
+    is created on the first job. A worker that dies takes its job with
     it (marked failed) and the pool is rebuilt."""
 
     def __init__(self, settings: Settings) -> None:
