@@ -80,14 +80,14 @@ class Database:
         self._write_sessions = sessionmaker(
             bind=self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
-        self._prepared: dict[int, tuple[Select[Any], PreparedRead]] = {}
+        self._prepared: dict[Select[Any], PreparedRead] = {}  # statements compare by identity
 
     def prepared(self, statement: Select[Any]) -> PreparedRead:
         """The statement (a module-level constant) as a :class:`PreparedRead` for this engine."""
-        entry = self._prepared.get(id(statement))
-        if entry is None or entry[0] is not statement:
-            entry = self._prepared[id(statement)] = (statement, PreparedRead(self.engine, statement))
-        return entry[1]
+        prepared = self._prepared.get(statement)
+        if prepared is None:
+            prepared = self._prepared[statement] = PreparedRead(self.engine, statement)
+        return prepared
 
     @property
     def backend(self) -> str:
