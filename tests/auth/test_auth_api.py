@@ -112,6 +112,20 @@ def test_user_info_and_profile(client: TestClient, accounts: Accounts) -> None:
         assert body["is_active"] is True and body["last_login_at"] is not None
 
 
+def test_user_info_is_the_account_as_stored(client: TestClient, accounts: Accounts) -> None:
+    """user-info answers from the token lookup's row: it must match the stored account exactly,
+    and show a change made by an earlier request at once."""
+    user, headers = accounts.login_as("gina")
+    stored = client.get(f"/auth/users/{user['id']}", headers=accounts.system_admin).json()
+    assert client.get("/auth/user-info", headers=headers).json() == stored
+    assert client.put("/auth/profile/username", json={"username": "georgina"}, headers=headers).status_code == 200
+    assert client.get("/auth/user-info", headers=headers).json() == stored | {"username": "georgina"}
+    login(client, "georgina", USER_PASSWORD)  # a second login moves last_login_at on
+    again = client.get("/auth/user-info", headers=headers).json()
+    assert again["last_login_at"] > stored["last_login_at"]
+    assert again == client.get(f"/auth/users/{user['id']}", headers=accounts.system_admin).json()
+
+
 @pytest.mark.parametrize(
     ("headers", "message"),
     [
@@ -407,6 +421,8 @@ def test_system_token(tmp_path, database: Database) -> None:
     with TestClient(create_app(settings, database)) as client:
         me = client.get("/auth/user-info", headers={"Authorization": f"Bearer {system_token}"})
         assert me.status_code == 200 and me.json()["tier"] == "system_admin"
+        stored = client.get(f"/auth/users/{me.json()['id']}", headers={"Authorization": f"Bearer {system_token}"})
+        assert me.json() == stored.json()
         listed = client.get("/auth/users", headers={"Authorization": f"Bearer {system_token}"})
         assert listed.status_code == 200
         near_miss = {"Authorization": f"Bearer {system_token[:-1]}x"}

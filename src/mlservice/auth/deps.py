@@ -86,7 +86,9 @@ def _resolve(app_state, secret: str, *, touch=_touch_now) -> Principal:  # type:
         ):
             with database.session() as session:
                 user = service.system_token_user(session)
-                return Principal(user.id, user.username, Tier(user.tier), "system")
+                return Principal(
+                    user.id, user.username, Tier(user.tier), "system", None, user.created_at, user.last_login_at
+                )
         resolved = service.resolve_secret(database, secret, now)
     except TokenRejected as rejected:
         events.token_rejected(secret, rejected.reason)

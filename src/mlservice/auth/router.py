@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from mlservice.auth import service
-from mlservice.auth.models import AuthToken, User
 from mlservice.auth.deps import SESSION_COOKIE, AdminPrincipal, CurrentPrincipal
+from mlservice.auth.models import AuthToken, User
 from mlservice.auth.schemas import (
     LoginRequest,
     LoginResponse,
@@ -23,7 +23,8 @@ from mlservice.auth.schemas import (
     UserRead,
     UserUpdate,
 )
-from mlservice.db import SessionDep, db_io, utcnow
+from mlservice.auth.service import Principal
+from mlservice.db import SessionDep, utcnow
 from mlservice.errors import error_responses
 from mlservice.events.service import LoginAttempt, emit
 from mlservice.settings import SettingsDep
@@ -89,14 +90,27 @@ def logout(principal: CurrentPrincipal, response: Response, session: SessionDep)
 
 # Async (like get_job): the dashboard asks often, and on SQLite a primary-key read beats a
 # thread hop (db_io).
+def _own_account(principal: Principal) -> UserRead:
+    """The caller's account as read with their token: a signed-in caller is active by
+    definition, and a second read of the same row would double the cost of these calls."""
+    return UserRead(
+        id=principal.user_id,
+        username=principal.username,
+        tier=principal.tier.value,
+        is_active=True,
+        created_at=principal.created_at,
+        last_login_at=principal.last_login_at,
+    )
+
+
 @router.get("/user-info", response_model=UserRead, responses=SIGNED_IN)
-async def user_info(principal: CurrentPrincipal, session: SessionDep, request: Request) -> User:
-    return await db_io(request.app.state.database, service.get_live_user, session, principal.user_id)
+async def user_info(principal: CurrentPrincipal) -> UserRead:
+    return _own_account(principal)
 
 
 @router.get("/profile", response_model=UserRead, responses=SIGNED_IN)
-async def profile(principal: CurrentPrincipal, session: SessionDep, request: Request) -> User:
-    return await db_io(request.app.state.database, service.get_live_user, session, principal.user_id)
+async def profile(principal: CurrentPrincipal) -> UserRead:
+    return _own_account(principal)
 
 
 @router.put("/profile/password", response_model=UserRead, responses=GUARDED | error_responses(400))

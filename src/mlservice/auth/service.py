@@ -23,13 +23,18 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a snapshot taken when the request was authenticated."""
+    """Who is calling: a snapshot taken when the request was authenticated.
+
+    It carries the rest of the caller's account as read with the token, so that
+    ``GET /auth/user-info`` answers from the one lookup every request makes anyway."""
 
     user_id: int
     username: str
     tier: Tier
     auth_kind: str  # "session" | "api" | "system"
     token_id: int | None = None
+    created_at: datetime | None = None
+    last_login_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -149,7 +154,7 @@ class TokenRejected(Exception):
 _TOKEN_LOOKUP = (
     select(
         AuthToken.id, AuthToken.kind, AuthToken.expires_at, AuthToken.revoked_at, AuthToken.last_used_at,
-        User.id, User.username, User.tier, User.is_active, User.deleted_at,
+        User.id, User.username, User.tier, User.is_active, User.deleted_at, User.created_at, User.last_login_at,
     )
     .join(User, AuthToken.user_id == User.id)
     .where(AuthToken.token_hash == bindparam("token_hash"))
@@ -167,14 +172,16 @@ def resolve_secret(database: Database, secret: str, now: datetime) -> ResolvedTo
     row = database.prepared(_TOKEN_LOOKUP).first(token_hash=hash_secret(secret))
     if row is None:
         raise TokenRejected("unknown token")
-    token_id, kind, expires_at, revoked_at, last_used_at, user_id, username, tier, is_active, deleted_at = row
+    (token_id, kind, expires_at, revoked_at, last_used_at,
+     user_id, username, tier, is_active, deleted_at, created_at, last_login_at) = row
     if revoked_at is not None:
         raise TokenRejected("token has been revoked")
     if expires_at <= now:
         raise TokenRejected("token has expired")
     if deleted_at is not None or not is_active:
         raise TokenRejected("account is deactivated")
-    return ResolvedToken(Principal(user_id, username, Tier(tier), kind, token_id), last_used_at)
+    principal = Principal(user_id, username, Tier(tier), kind, token_id, created_at, last_login_at)
+    return ResolvedToken(principal, last_used_at)
 
 
 def system_token_user(session: Session) -> User:

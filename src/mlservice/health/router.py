@@ -4,8 +4,11 @@ import time
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from mlservice import __version__
+from mlservice.db import db_io
+from mlservice.jobs.queue import LocalJobQueue
 
 router = APIRouter(tags=["health"])
 
@@ -38,12 +41,21 @@ class HealthRead(BaseModel):
     gpu: GpuHealth
 
 
+async def _queue_health(queue: object) -> QueueHealth:
+    report = getattr(queue, "health", None)
+    if report is None:
+        return QueueHealth(backend="custom", ok=True, workers=0)
+    # The local pool answers from memory; Celery's answer pings the broker and the workers.
+    values = report() if isinstance(queue, LocalJobQueue) else await run_in_threadpool(report)
+    return QueueHealth(**values)
+
+
 @router.get("/health", response_model=HealthRead)
-def health(request: Request) -> HealthRead:
+async def health(request: Request) -> HealthRead:
+    """Async, so that load balancers polling it under load cost no thread hops (see db_io)."""
     state = request.app.state
-    database_ok = state.database.ping()
-    report = getattr(state.queue, "health", None)
-    queue = QueueHealth(**report()) if report else QueueHealth(backend="custom", ok=True, workers=0)
+    database_ok = await db_io(state.database, state.database.ping)
+    queue = await _queue_health(state.queue)
     return HealthRead(
         status="ok" if database_ok and queue.ok else "degraded",
         version=__version__,
