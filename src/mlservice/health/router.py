@@ -52,7 +52,7 @@ async def _queue_health(queue: object) -> QueueHealth:
 
 @router.get("/health", response_model=HealthRead)
 async def health(request: Request) -> HealthRead:
-    """Async, so that load balancers polling it under load cost no thread hops (see db_io)."""
+    # Async, so that load balancers polling it under load cost no thread hops (see db_io).
     state = request.app.state
     database_ok = await db_io(state.database, state.database.ping)
     queue = await _queue_health(state.queue)
