@@ -26,6 +26,24 @@ def test_docs_require_authentication(client: TestClient) -> None:
     assert "redoc" in client.get("/redoc", headers=headers).text.lower()
 
 
+def test_docs_pages_load_everything_from_this_server(client: TestClient) -> None:
+    """A self-hosted box is often offline: the docs pages must not need a CDN."""
+    import re
+
+    headers = login(client, ADMIN_USERNAME, ADMIN_PASSWORD)
+    for page, wanted in (("/docs", "SwaggerUIBundle"), ("/redoc", "Redoc")):
+        html = client.get(page, headers=headers).text
+        urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html) + re.findall(r"url: '([^']+)'", html)
+        assert urls, html
+        assert not [url for url in urls if "//" in url], f"{page} loads from elsewhere: {urls}"
+        scripts = [url for url in urls if url.endswith(".js")]
+        assert scripts, urls
+        for url in scripts + [url for url in urls if url.endswith((".css", ".png"))]:
+            asset = client.get(url)  # public library bundles: no token needed
+            assert asset.status_code == 200 and len(asset.content) > 1000, url
+        assert any(wanted in client.get(url).text for url in scripts), page
+
+
 def test_unknown_routes_and_methods_use_the_error_shape(client: TestClient) -> None:
     missing = client.get("/no/such/thing")
     assert missing.status_code == 404

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import fastapi_offline
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -34,10 +35,10 @@ from mlservice.health.gpu import GpuProbe
 from mlservice.health.router import router as health_router
 from mlservice.jobs.queue import JobQueue, LocalJobQueue
 from mlservice.jobs.router import router as jobs_router
+from mlservice.jobs.service import recover_interrupted
 from mlservice.live import forward_suspicious
 from mlservice.live.hub import Hub
 from mlservice.live.router import router as live_router
-from mlservice.jobs.service import recover_interrupted
 from mlservice.middleware import BodySizeLimit, SecurityHeaders
 from mlservice.observability import install_observability
 from mlservice.predictions.log import SyncLogWriter
@@ -52,6 +53,8 @@ from mlservice.training.router import router as training_router
 log = logging.getLogger(__name__)
 
 REPO_DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "frontend" / "out"
+DOCS_ASSETS_DIR = Path(fastapi_offline.__file__).resolve().parent / "static"
+DOCS_ASSETS_URL = "/docs-assets"
 
 
 class DashboardFiles(StaticFiles):
@@ -216,10 +219,26 @@ def _add_protected_docs(app: FastAPI) -> None:
     def openapi(_principal: CurrentPrincipal) -> JSONResponse:
         return JSONResponse(app.openapi())
 
+    # Swagger UI and ReDoc come from this server, not from a CDN: a self-hosted box is often
+    # offline. The assets are the libraries' public bundles, so they need no authentication.
+    app.mount(DOCS_ASSETS_URL, DashboardFiles(directory=DOCS_ASSETS_DIR), name="docs-assets")
+
     @app.get("/docs", include_in_schema=False)
     def swagger(_principal: CurrentPrincipal) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="ML Service API")
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="ML Service API",
+            swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+        )
 
     @app.get("/redoc", include_in_schema=False)
     def redoc(_principal: CurrentPrincipal) -> HTMLResponse:
-        return get_redoc_html(openapi_url="/openapi.json", title="ML Service API")
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="ML Service API",
+            redoc_js_url=f"{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )

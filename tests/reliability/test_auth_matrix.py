@@ -131,7 +131,9 @@ MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("WS",     "/ws",                                           socket()),
 ]
 
-MOUNTS = {"dashboard"}  # the dashboard's static files at "/" (present once frontend/out is built)
+# Public static files: the dashboard at "/" (present once frontend/out is built) and the Swagger
+# UI / ReDoc library bundles the protected /docs and /redoc pages load.
+MOUNTS = {"dashboard", "docs-assets"}
 SYSTEM_TOKEN = "system-token-for-the-authorization-matrix"
 PASSWORD = "matrix-password-1"
 MODEL_KEY = "matrix-adult"
