@@ -46,7 +46,7 @@ from mlservice.predictions.router import router as predictions_router
 from mlservice.predictions.service import VersionResolver
 from mlservice.registry.router import router as registry_router
 from mlservice.registry.service import ModelCache
-from mlservice.scheduler import apply_retention, build_scheduler
+from mlservice.scheduler import apply_retention, build_scheduler, sweep_leftovers
 from mlservice.settings import Settings
 from mlservice.training.router import router as training_router
 
@@ -132,6 +132,7 @@ def create_app(
             app.state.gpu_probe.start()
             queue.start()  # spawn the workers now rather than on the first job
             apply_retention(settings, artifacts)
+            sweep_leftovers(database, artifacts)
             run_daily_checks(database, queue, settings, artifacts)  # catch up if we were down
             scheduler.start()
         for job_id in queued:

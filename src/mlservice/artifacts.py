@@ -5,7 +5,9 @@ write a temporary file beside the target, fsync, rename."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +15,9 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
+
+# ".<target name>.<uuid hex>.tmp", as atomic_file names them
+TEMPORARY_NAME = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")
 
 
 class ArtifactStore:
@@ -56,10 +61,16 @@ class ArtifactStore:
         else:
             target.unlink(missing_ok=True)
 
-    def scratch_dir(self) -> Path:
-        directory = self.root / "tmp"
-        directory.mkdir(parents=True, exist_ok=True)
-        return directory
+    def sweep_temporary(self, older_than_s: float) -> int:
+        """Remove temporary files a crash left behind (atomic_file removes its own otherwise).
+        Only old ones: a younger file may belong to a write still running, here or on a worker."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for path in self.root.rglob(".*.tmp"):
+            if TEMPORARY_NAME.match(path.name) and path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -13,6 +13,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from mlservice.artifacts import ArtifactStore
+from mlservice.datasets.service import sweep_orphan_files
 from mlservice.db import Database
 from mlservice.drift.service import run_daily_checks
 from mlservice.events.service import apply_retention as event_retention
@@ -24,12 +25,23 @@ from mlservice.settings import Settings
 log = logging.getLogger(__name__)
 # APScheduler logs every run at INFO; the reconciler runs every few seconds.
 logging.getLogger("apscheduler").setLevel(logging.WARNING)
+# Leftovers younger than this may still belong to a write in progress (here or on a worker).
+LEFTOVER_AGE_S = 24 * 3600
 
 
 def apply_retention(settings: Settings, artifacts: ArtifactStore) -> None:
     removed = prediction_log.delete_older_than(artifacts, settings.prediction_log_retention_days)
     if removed:
         log.info("prediction log retention removed %d day folder(s)", removed)
+
+
+def sweep_leftovers(database: Database, artifacts: ArtifactStore) -> None:
+    """Files a crash left behind: temporary files and dataset files whose upload never committed."""
+    with database.session() as session:
+        orphans = sweep_orphan_files(session, artifacts, LEFTOVER_AGE_S)
+    temporary = artifacts.sweep_temporary(LEFTOVER_AGE_S)
+    if orphans or temporary:
+        log.info("removed %d orphaned dataset file(s) and %d temporary file(s)", orphans, temporary)
 
 
 def reconcile(database: Database, queue: JobQueue, settings: Settings) -> list[str]:
@@ -52,6 +64,10 @@ def build_scheduler(settings: Settings, artifacts: ArtifactStore, database: Data
     scheduler.add_job(
         apply_retention, CronTrigger(hour=3, minute=17, timezone=settings.timezone), args=(settings, artifacts),
         id="prediction-log-retention", coalesce=True, misfire_grace_time=3600,
+    )
+    scheduler.add_job(
+        sweep_leftovers, CronTrigger(hour=3, minute=37, timezone=settings.timezone), args=(database, artifacts),
+        id="sweep-leftovers", coalesce=True, misfire_grace_time=3600,
     )
     scheduler.add_job(
         event_retention, CronTrigger(hour=3, minute=27, timezone=settings.timezone), args=(database, settings),

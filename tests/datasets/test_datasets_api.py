@@ -114,3 +114,37 @@ def test_upload_size_limit(tmp_path, database) -> None:
         response = post_file(client, headers, "big.csv", csv_bytes(big))
         assert response.status_code == 413
         assert "ML_MAX_BODY_MB" in response.json()["error"]["message"]
+
+
+def test_sweep_removes_only_old_leftovers_of_crashes(client: TestClient, accounts: Accounts, settings, database) -> None:
+    """What a crash leaves (a dataset file whose row never committed, an atomic write's
+    temporary file) goes once it is a day old; live files and young leftovers stay."""
+    import os
+    import time
+
+    from mlservice.artifacts import ArtifactStore
+    from mlservice.scheduler import LEFTOVER_AGE_S, sweep_leftovers
+
+    _, headers = accounts.login_as("sweeper")
+    kept = post_file(client, headers, "kept.csv", csv_bytes(adult_sample(20)))
+    assert kept.status_code == 201
+    root = settings.effective_artifacts_root
+    day_old = time.time() - LEFTOVER_AGE_S - 60
+    orphan = root / "datasets" / ("a" * 32 + ".parquet")
+    young_orphan = root / "datasets" / ("b" * 32 + ".parquet")
+    stale_tmp = root / "models" / "m" / f".bundle.joblib.{'c' * 32}.tmp"
+    young_tmp = root / "datasets" / f".x.parquet.{'d' * 32}.tmp"
+    not_ours = root / "datasets" / ".notes.tmp"
+    for path in (orphan, young_orphan, stale_tmp, young_tmp, not_ours):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"leftover")
+    for path in (orphan, stale_tmp, not_ours):
+        os.utime(path, (day_old, day_old))
+    live = root / "datasets" / f"{kept.json()['id']}.parquet"
+    os.utime(live, (day_old, day_old))  # old, but its row exists
+
+    sweep_leftovers(database, ArtifactStore(root))
+
+    assert not orphan.exists() and not stale_tmp.exists()
+    assert young_orphan.exists() and young_tmp.exists() and not_ours.exists() and live.exists()
+    assert client.get(f"/datasets/{kept.json()['id']}", headers=headers).status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,22 @@ def preview(artifacts: ArtifactStore, dataset: Dataset) -> list[dict[str, Any]]:
     if table is None:
         return []
     return json_safe_records(table.slice(0, PREVIEW_ROWS).to_pandas())
+
+
+def sweep_orphan_files(session: Session, artifacts: ArtifactStore, older_than_s: float) -> int:
+    """Remove dataset files no row points at: an upload cut off between writing its file and
+    committing its row. Only old ones, so an upload still in flight keeps its file."""
+    directory = artifacts.path("datasets")
+    if not directory.is_dir():
+        return 0
+    known = set(session.scalars(select(Dataset.path)))
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for path in directory.glob("*.parquet"):
+        if artifacts.relative(path) not in known and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def delete_dataset(session: Session, artifacts: ArtifactStore, principal: Principal, dataset_id: str) -> None:
