@@ -1,8 +1,12 @@
 """Request bodies that come as JSON or as a multipart upload (the seed's POST /train and
-POST /predict take both), parsed by one function and documented in the OpenAPI schema."""
+POST /predict take both), parsed by one function and documented in the OpenAPI schema.
+
+JSON is parsed strictly (orjson, RFC 8259) everywhere data comes in: NaN, Infinity and numbers
+too large for a double are refused with 422 rather than read as missing values."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
@@ -26,15 +30,19 @@ class UnsupportedMediaType(AppError):
     code = "unsupported_media_type"
 
 
-def documented_body(model: type[BaseModel], multipart_fields: dict[str, str]) -> dict[str, Any]:
+def documented_body(model: type[BaseModel], multipart_fields: dict[str, str] | None = None) -> dict[str, Any]:
+    """The request body for openapi_extra: JSON, and a multipart upload when its fields are given."""
     DOCUMENTED_MODELS[model.__name__] = model
+    json_content = {"application/json": {"schema": {"$ref": REF_TEMPLATE.format(model=model.__name__)}}}
+    if multipart_fields is None:
+        return {"requestBody": {"required": True, "content": json_content}}
     properties: dict[str, Any] = {"file": {"type": "string", "format": "binary", "description": "CSV, JSON, JSON Lines or Parquet"}}
     properties.update({name: {"type": "string", "description": text} for name, text in multipart_fields.items()})
     return {
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": {"$ref": REF_TEMPLATE.format(model=model.__name__)}},
+                **json_content,
                 "multipart/form-data": {"schema": {"type": "object", "properties": properties, "required": ["file"]}},
             },
         }
@@ -80,14 +88,29 @@ async def json_or_multipart(request: Request) -> tuple[dict[str, Any], Upload | 
                 payload[name] = value
         return payload, (await upload.read(), upload.filename)
     if content_type in ("application/json", ""):
-        body = await request.body()
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise Unprocessable(f"the body is not valid JSON: {exc}", code="invalid_json") from None
-        if not isinstance(payload, dict):
-            raise Unprocessable("the body must be a JSON object", code="invalid_json")
-        return payload, None
+        return _json_object(await request.body()), None
     raise UnsupportedMediaType(
         f"unsupported Content-Type {content_type!r}: send application/json or multipart/form-data"
     )
+
+
+def json_body(model: type[ModelT]) -> Callable[[Request], Awaitable[ModelT]]:
+    """A dependency for a JSON-only body (document it with ``documented_body(model)``)."""
+
+    async def parse(request: Request) -> ModelT:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in ("application/json", ""):
+            raise UnsupportedMediaType(f"unsupported Content-Type {content_type!r}: send application/json")
+        return validate(model, _json_object(await request.body()))
+
+    return parse
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Unprocessable(f"the body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(payload, dict):
+        raise Unprocessable("the body must be a JSON object", code="invalid_json")
+    return payload

@@ -1477,8 +1477,11 @@ export interface components {
             data: {
                 [key: string]: unknown;
             }[];
-            /** Version */
-            version?: string | null;
+            /**
+             * Version
+             * @default null
+             */
+            version: string | null;
         };
         /** SyncPredictResponse */
         SyncPredictResponse: {
@@ -3851,6 +3854,15 @@ export interface operations {
             };
             /** @description The body or the data is over a limit */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };

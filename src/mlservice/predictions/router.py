@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 
 from mlservice.artifacts import ArtifactsDep
 from mlservice.auth.deps import CurrentPrincipal
-from mlservice.bodies import Upload, documented_body, json_or_multipart, validate
+from mlservice.bodies import Upload, documented_body, json_body, json_or_multipart, validate
 from mlservice.datasets.service import read_limits
 from mlservice.db import SessionDep
 from mlservice.errors import Unprocessable, error_responses
@@ -34,6 +34,7 @@ BATCH_ERRORS = error_responses(400, 403, 404, 409, 413, 415, 429)
 # Endpoints declare it after the principal: dependencies run in order, so an anonymous
 # caller gets 401 before its upload is read or its body judged.
 Body = Annotated[tuple[dict, Upload | None], Depends(json_or_multipart)]
+SyncBody = Annotated[SyncPredictRequest, Depends(json_body(SyncPredictRequest))]
 
 
 def _sources(records, dataset_id, upload) -> None:  # type: ignore[no-untyped-def]
@@ -104,12 +105,13 @@ def export_predictions(
 
 
 @router.post("/models/{model_key}/predict", response_model=SyncPredictResponse, tags=["models"],
-             responses=error_responses(400, 403, 404, 409, 413, 429))
+             responses=error_responses(400, 403, 404, 409, 413, 415, 429),
+             openapi_extra=documented_body(SyncPredictRequest))
 async def predict_sync(
     model_key: str,
-    body: SyncPredictRequest,
     request: Request,
     principal: CurrentPrincipal,
+    body: SyncBody,  # after the principal: anonymous callers get 401, whatever they sent
     settings: SettingsDep,
 ) -> Response:
     state = request.app.state
