@@ -90,7 +90,8 @@ def register(session: Session, settings: Settings, username: str, password: str)
 
 
 def authenticate(session: Session, username: str, password: str) -> User:
-    user = find_by_username(session, username)
+    # No stored username holds a NUL, and PostgreSQL refuses one in a query: an unknown user.
+    user = find_by_username(session, username) if "\x00" not in username else None
     if not passwords.verify_password(user.password_hash if user else None, password):
         raise Unauthorized("wrong username or password", code="invalid_credentials")
     assert user is not None
