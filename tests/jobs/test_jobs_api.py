@@ -86,6 +86,28 @@ def test_queued_job_cancelled_before_it_starts(client: TestClient, accounts: Acc
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
 
 
+def test_restart_completes_a_training_killed_after_registering_its_version(
+    client: TestClient, accounts: Accounts, settings, database
+) -> None:
+    """Registering the version is a training's last step. A kill between that commit and the
+    job's own end used to leave the job failed beside a usable version; recovery completes it."""
+    from sqlalchemy import update
+
+    from tests.helpers import train
+
+    _, headers = accounts.login_as("recovering")
+    done = train(client, headers, "recovered", adult_sample(200))
+    with database.session(write=True) as session:  # back to how the kill left it
+        session.execute(update(Job).where(Job.id == done["id"]).values(
+            status=JobStatus.running.value, result=None, model_version=None, finished_at=None, progress=96.0))
+    with TestClient(create_app(settings, database)) as restarted:
+        job = restarted.get(f"/jobs/{done['id']}", headers=headers).json()
+        assert job["status"] == "completed" and job["error"] is None, job
+        assert job["result"] == done["result"] and job["model_version"] == done["result"]["version"]
+        model = restarted.get("/models/recovered", headers=headers).json()
+        assert model["active_version"] == job["model_version"], model
+
+
 def test_restart_marks_running_jobs_interrupted_and_requeues_queued(settings, database) -> None:
     with database.session(write=True) as session:
         running = new_job(session, JobType.other, None, Origin("system", None, None), params={})

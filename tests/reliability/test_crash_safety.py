@@ -6,7 +6,7 @@ Celery workers that run a training, and the API with the last one.
 
 After every restart: the database is intact (`PRAGMA integrity_check`; on PostgreSQL the rows agree
 with each other), no job is left running or queued (the README: running ones are marked failed
-"interrupted", queued ones run again; a lost worker's job is requeued, then failed after
+"interrupted" unless a training had registered its version, queued ones run again; a lost worker's job is requeued, then failed after
 ``ML_JOB_MAX_ATTEMPTS``), every dataset, model version and prediction result the database refers
 to is a complete, loadable file, leftovers of interrupted writes are nowhere the service reads,
 and every sync prediction answered with 200 before the kill is in the prediction log."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 import uuid
@@ -29,6 +30,10 @@ STAGES: dict[JobType, tuple[str, ...]] = {
     JobType.drift: ("load", "compare", "report"),
     JobType.other: ("run",),
 }
+# Job type → "module:function(session, job) -> (result, model_version) | None": the outcome a job
+# had committed before its process died, e.g. a training whose version is registered (its last
+# step). Such a job is completed at recovery instead of failed.
+COMMITTED_OUTCOMES = {"train": "mlservice.training.jobs:registered_outcome"}
 
 
 def new_job(
@@ -141,14 +146,30 @@ def _finish(job: Job, status: JobStatus, *, result: dict[str, Any] | None = None
 
 
 def recover_interrupted(session: Session) -> tuple[int, list[str]]:
-    """At start-up: running jobs died with the last process; queued ones can run again."""
+    """At start-up: running jobs died with the last process (failed, unless their outcome was
+    already committed); queued ones can run again. Returns (jobs failed, queued job ids)."""
     running = session.scalars(select(Job).where(Job.status == JobStatus.running.value)).all()
+    failed = 0
     for job in running:
-        _finish(job, JobStatus.failed, error="interrupted: the server stopped while this job was running")
+        outcome = _committed_outcome(session, job)
+        if outcome is not None:
+            result, job.model_version = outcome
+            _finish(job, JobStatus.completed, result=result)
+        else:
+            _finish(job, JobStatus.failed, error="interrupted: the server stopped while this job was running")
+            failed += 1
     queued = session.scalars(
         select(Job.id).where(Job.status == JobStatus.queued.value).order_by(Job.created_at)
     ).all()
-    return len(running), list(queued)
+    return failed, list(queued)
+
+
+def _committed_outcome(session: Session, job: Job) -> tuple[dict[str, Any], str | None] | None:
+    target = COMMITTED_OUTCOMES.get(job.type)
+    if target is None:
+        return None
+    module_name, _, function = target.partition(":")
+    return getattr(importlib.import_module(module_name), function)(session, job)
 
 
 def interrupt_or_requeue(database: Database, job_id: str, reason: str) -> bool:

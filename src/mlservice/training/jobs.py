@@ -8,6 +8,7 @@ import shutil
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from mlservice.datasets.models import Dataset
 from mlservice.errors import NotFound
@@ -73,18 +74,31 @@ def run_training(context: WorkerContext, job: Job, reporter: JobReporter) -> Job
                       force=True)
     reporter.stage("save", 96)
     version = save_version(context, job, trained, dataset_relative)
-    return JobOutcome(
-        result={
-            "model_key": job.model_key,
-            "version": version,
-            "metrics": registry.summary_metrics(trained.metrics),
-            "rows": trained.info.get("rows"),
-            "epochs": trained.info.get("epochs"),
-            "backend": trained.info.get("backend"),
-            "hidden_layers": trained.info.get("hidden_layers"),
-        },
-        model_version=version,
-    )
+    return JobOutcome(result=_result(job, version, trained.metrics, trained.info), model_version=version)
+
+
+def _result(job: Job, version: str, metrics: dict, info: dict) -> dict:
+    return {
+        "model_key": job.model_key,
+        "version": version,
+        "metrics": registry.summary_metrics(metrics),
+        "rows": info.get("rows"),
+        "epochs": info.get("epochs"),
+        "backend": info.get("backend"),
+        "hidden_layers": info.get("hidden_layers"),
+    }
+
+
+def registered_outcome(session: Session, job: Job) -> tuple[dict, str] | None:
+    """Registering the version is a training's last step: a job killed after it did its work
+    (see jobs.service.recover_interrupted)."""
+    registered = session.scalars(select(ModelVersion).where(
+        ModelVersion.model_key == job.model_key, ModelVersion.job_id == job.id, ModelVersion.deleted_at.is_(None))
+    ).first()
+    if registered is None:
+        return None
+    info = (registered.training or {}).get("info") or {}
+    return _result(job, registered.version, registered.metrics, info), registered.version
 
 
 def save_version(
