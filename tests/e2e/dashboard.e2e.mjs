@@ -12,7 +12,7 @@
  *   npm run test:e2e                (from frontend/)
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -413,6 +413,52 @@ describe('dashboard e2e (real backend, headless Chromium)', { timeout: 180_000 }
     await view.getByRole('img', { name: /Training loss/ }).waitFor();
     assert.match(await view.getByRole('list', { name: 'Stages' }).innerText(), /fit_model/);
     await snap('jobs');
+  });
+
+  test('Models: an admin promotes a second version, then rolls back', async () => {
+    // A second version, trained through the API with the page's own session.
+    const started = await page.request.post(`${base}/train`, {
+      headers: { 'X-ML-Client': 'dashboard' },
+      multipart: {
+        model_key: MODEL,
+        target: 'income',
+        params: JSON.stringify({ hidden_layer_sizes: [8], max_iter: 10 }),
+        file: { name: 'adult-train.csv', mimeType: 'text/csv', buffer: readFileSync(join(FIXTURES, 'adult-train.csv')) },
+      },
+    });
+    assert.equal(started.status(), 202, await started.text());
+    const { job_id: jobId } = await started.json();
+    let job;
+    for (let i = 0; i < 240; i += 1) {
+      job = await (await page.request.get(`${base}/jobs/${jobId}`)).json();
+      if (['completed', 'failed', 'cancelled'].includes(job.status)) break;
+      await page.waitForTimeout(250);
+    }
+    assert.equal(job.status, 'completed', JSON.stringify(job));
+    const second = job.result.version;
+    assert.notEqual(second, '1.0.0');
+    const activeVersion = async () => (await (await page.request.get(`${base}/models/${MODEL}`)).json()).active_version;
+    assert.equal(await activeVersion(), '1.0.0', 'a new version does not replace the active one by itself');
+
+    await page.goto(`${base}/#models`);
+    await page.getByRole('heading', { level: 1, name: 'Models' }).waitFor();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="version-row"]').length === 2);
+    await page.getByRole('button', { name: `Promote ${second}` }).click();
+    let dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    await dialog.getByRole('button', { name: 'Promote' }).click();
+    await page.getByText(`${MODEL} ${second} is now active.`).waitFor();
+    assert.equal(await activeVersion(), second);
+    await page.getByRole('button', { name: 'Promote 1.0.0' }).waitFor(); // the badge moved
+    await snap('models-promoted');
+
+    await page.getByRole('button', { name: 'Roll back' }).click();
+    dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    await dialog.getByRole('button', { name: 'Roll back' }).click();
+    await page.getByText(`${MODEL} rolled back.`).waitFor();
+    assert.equal(await activeVersion(), '1.0.0');
+    await page.getByRole('button', { name: `Promote ${second}` }).waitFor();
   });
 
   test('Drift: check now, the report appears live and opens per feature', async () => {
