@@ -106,7 +106,7 @@ MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("POST",   "/models/{model_key}/rollback",                  admins(409)),  # nothing to roll back to
     ("DELETE", "/models/{model_key}/versions/{version}",        admins(409)),  # the active version
     ("POST",   "/models/{model_key}/predict",                   signed_in(200)),
-    ("POST",   "/models/{model_key}/retrain",                   signed_in(202)),
+    ("POST",   "/models/{model_key}/retrain",                   admins(202)),  # may change the active version
     ("POST",   "/predict",                                      signed_in(202)),
     ("GET",    "/predict/{job_id}",                             owned(200)),
     ("GET",    "/predict/{job_id}/export",                      owned(200)),

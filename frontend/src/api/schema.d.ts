@@ -535,7 +535,7 @@ export interface paths {
         put?: never;
         /**
          * Retrain
-         * @description Train a challenger now (same rules as the automatic retrain, without the cool-down).
+         * @description Admins: train a challenger now (same rules as the automatic retrain, without the cool-down).
          */
         post: operations["retrain_models__model_key__retrain_post"];
         delete?: never;

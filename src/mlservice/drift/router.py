@@ -19,7 +19,7 @@ from mlservice.drift.schemas import (
     ReportRead,
     ReportSummary,
 )
-from mlservice.errors import Unprocessable, error_responses
+from mlservice.errors import Forbidden, Unprocessable, error_responses
 from mlservice.jobs.queue import QueueDep, submit
 from mlservice.jobs.schemas import JobCreated
 from mlservice.origin import request_origin
@@ -106,7 +106,10 @@ def retrain(
     settings: SettingsDep,
     queue: QueueDep,
 ) -> JobCreated:
-    """Train a challenger now (same rules as the automatic retrain, without the cool-down)."""
+    """Admins: train a challenger now (same rules as the automatic retrain, without the cool-down)."""
+    if not principal.is_admin:
+        # Like promotion: the challenger may become the active version that answers everyone.
+        raise Forbidden("a retrain may make its challenger the active version, which needs an admin account")
     job = service.start_retrain(session, settings, principal, request_origin(request), model_key, ignore_cooldown=True)
     submit(session, queue, job.id)
     return JobCreated(job_id=job.id)
