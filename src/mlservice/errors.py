@@ -168,6 +168,9 @@ def install_error_handlers(app: FastAPI) -> None:
         elif exc.status_code == 400 and message == "There was an error parsing the body":
             message = ("the body could not be parsed: send one JSON object, UTF-8 encoded, "
                        "nested at most a few hundred levels deep")
+        elif exc.status_code == 400 and message == "Invalid multipart data.":
+            message = ("the multipart body could not be parsed: check its boundary, and keep each part's "
+                       "headers under 4 KB (a file name of a few thousand characters is too long)")
         elif exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))

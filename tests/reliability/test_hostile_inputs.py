@@ -248,7 +248,7 @@ def test_malformed_files_get_a_reason_a_person_can_act_on(world: World) -> None:
         assert len(long_name.json()["filename"]) <= 255
         client.delete(f"/datasets/{long_name.json()['id']}", headers=user)
     else:
-        assert long_name.json()["error"]["code"] == "bad_request"
+        refused(long_name, 400, "bad_request", "file name", label="overlong file name")
     refused(client.post("/datasets", headers=user, json={"file": "a,b\n1,2\n"}), 422, "invalid_input", "file",
             label="JSON instead of multipart")
     refused(client.post("/datasets", headers={**user, "content-type": "text/csv"}, content=b"a,b\n1,2\n"), 422,
