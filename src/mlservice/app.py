@@ -122,7 +122,7 @@ def create_app(
         await app.state.live_hub.start(queue)  # before the workers spawn: they get its address
         if getattr(queue, "owns_running_jobs", True):
             with database.session(write=True) as session:
-                interrupted, queued = recover_interrupted(session)
+                interrupted, queued = recover_interrupted(session, artifacts)
         else:  # distributed: jobs run on workers; lost ones are found by their heartbeat
             interrupted, queued = 0, []
         if interrupted:

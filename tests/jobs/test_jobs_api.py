@@ -108,6 +108,36 @@ def test_restart_completes_a_training_killed_after_registering_its_version(
         assert model["active_version"] == job["model_version"], model
 
 
+def test_restart_drops_the_logged_rows_of_a_batch_killed_after_logging(
+    client: TestClient, accounts: Accounts, settings, database
+) -> None:
+    """A batch prediction logs its rows just before it ends. Killed in between, it is failed at
+    recovery, and its rows must not stay in the log, where they would count towards drift."""
+    from sqlalchemy import update
+
+    from mlservice.predictions.log import LOG_DIR
+    from tests.helpers import train
+
+    _, headers = accounts.login_as("batcher")
+    train(client, headers, "batched", adult_sample(200))
+    kept = client.post("/predict", headers=headers, json={"model_key": "batched", "data": records(adult_sample(30, seed=1))})
+    killed = client.post("/predict", headers=headers, json={"model_key": "batched", "data": records(adult_sample(20, seed=2))})
+    for started in (kept, killed):
+        assert wait_job(client, headers, started.json()["job_id"])["status"] == "completed"
+    log_dir = settings.effective_artifacts_root / LOG_DIR / "batched"
+    logged = lambda job_id: list(log_dir.glob(f"*/*{job_id}*.parquet"))  # noqa: E731
+    killed_id, kept_id = killed.json()["job_id"], kept.json()["job_id"]
+    assert logged(killed_id) and logged(kept_id)
+    with database.session(write=True) as session:  # back to how the kill left it
+        session.execute(update(Job).where(Job.id == killed_id).values(
+            status=JobStatus.running.value, result=None, finished_at=None, progress=92.0))
+    with TestClient(create_app(settings, database)) as restarted:
+        job = restarted.get(f"/jobs/{killed_id}", headers=headers).json()
+        assert job["status"] == "failed" and job["error"].startswith("interrupted"), job
+    assert not logged(killed_id), "a failed batch's rows are out of the log"
+    assert logged(kept_id), "a completed batch keeps its rows"
+
+
 def test_restart_marks_running_jobs_interrupted_and_requeues_queued(settings, database) -> None:
     with database.session(write=True) as session:
         running = new_job(session, JobType.other, None, Origin("system", None, None), params={})

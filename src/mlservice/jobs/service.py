@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, object_session
 
 from mlservice import live
+from mlservice.artifacts import ArtifactStore
 from mlservice.auth.service import Principal
 from mlservice.db import Database, utcnow
 from mlservice.db.pagination import paginate
@@ -30,10 +31,14 @@ STAGES: dict[JobType, tuple[str, ...]] = {
     JobType.drift: ("load", "compare", "report"),
     JobType.other: ("run",),
 }
-# Job type → "module:function(session, job) -> (result, model_version) | None": the outcome a job
-# had committed before its process died, e.g. a training whose version is registered (its last
-# step). Such a job is completed at recovery instead of failed.
-COMMITTED_OUTCOMES = {"train": "mlservice.training.jobs:registered_outcome"}
+# Job type → "module:function(session, artifacts, job) -> (result, model_version) | None", run at
+# recovery for a job its process left running: the outcome it had already committed (a training
+# whose version is registered, its last step: the job is completed), or None after undoing what
+# would outlive a failed job (a batch prediction's logged rows, which would count towards drift).
+RECOVERIES = {
+    "train": "mlservice.training.jobs:registered_outcome",
+    "predict": "mlservice.predictions.jobs:discard_logged_rows",
+}
 
 
 def new_job(
@@ -145,13 +150,13 @@ def _finish(job: Job, status: JobStatus, *, result: dict[str, Any] | None = None
                 output=result if result is not None else {"error": error}, message=error)
 
 
-def recover_interrupted(session: Session) -> tuple[int, list[str]]:
+def recover_interrupted(session: Session, artifacts: ArtifactStore) -> tuple[int, list[str]]:
     """At start-up: running jobs died with the last process (failed, unless their outcome was
     already committed); queued ones can run again. Returns (jobs failed, queued job ids)."""
     running = session.scalars(select(Job).where(Job.status == JobStatus.running.value)).all()
     failed = 0
     for job in running:
-        outcome = _committed_outcome(session, job)
+        outcome = _recover(session, artifacts, job)
         if outcome is not None:
             result, job.model_version = outcome
             _finish(job, JobStatus.completed, result=result)
@@ -164,12 +169,12 @@ def recover_interrupted(session: Session) -> tuple[int, list[str]]:
     return failed, list(queued)
 
 
-def _committed_outcome(session: Session, job: Job) -> tuple[dict[str, Any], str | None] | None:
-    target = COMMITTED_OUTCOMES.get(job.type)
+def _recover(session: Session, artifacts: ArtifactStore, job: Job) -> tuple[dict[str, Any], str | None] | None:
+    target = RECOVERIES.get(job.type)
     if target is None:
         return None
     module_name, _, function = target.partition(":")
-    return getattr(importlib.import_module(module_name), function)(session, job)
+    return getattr(importlib.import_module(module_name), function)(session, artifacts, job)
 
 
 def interrupt_or_requeue(database: Database, job_id: str, reason: str) -> bool:

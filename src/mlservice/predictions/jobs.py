@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from sqlalchemy.orm import Session
 
+from mlservice.artifacts import ArtifactStore
 from mlservice.errors import Unprocessable
 from mlservice.jobs.models import Job
 from mlservice.jobs.runner import JobOutcome, WorkerContext
@@ -63,7 +65,7 @@ def run_batch_prediction(context: WorkerContext, job: Job, reporter: JobReporter
         served.log_schema, inputs, version=served.version, labels=labels,
         confidences=confidence, job_id=job.id, user_id=job.user_id,
     )
-    prediction_log.write_batch(context.artifacts, served.model_key, logged, f"{served.version}__job_{job.id}")
+    prediction_log.write_batch(context.artifacts, served.model_key, logged, prediction_log.batch_name(served.version, job.id))
     shares = pd.Series(labels, dtype=object).value_counts(normalize=True).round(6).to_dict() if labels else {}
     return JobOutcome(
         result={
@@ -75,6 +77,13 @@ def run_batch_prediction(context: WorkerContext, job: Job, reporter: JobReporter
             "ignored_columns": ignored,
         }
     )
+
+
+def discard_logged_rows(_session: Session, artifacts: ArtifactStore, job: Job) -> None:
+    """At recovery (see jobs.service.RECOVERIES): a batch killed after writing its log fails, and
+    rows of a failed job must not count towards drift."""
+    if job.model_key:
+        prediction_log.delete_job_rows(artifacts, job.model_key, job.id)
 
 
 def run_quality_check(context: WorkerContext, job: Job, reporter: JobReporter) -> JobOutcome:

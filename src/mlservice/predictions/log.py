@@ -150,6 +150,19 @@ def _day_dir(store: ArtifactStore, model_key: str, day: date) -> str:
     return f"{LOG_DIR}/{model_key}/{day.isoformat()}"
 
 
+def delete_job_rows(store: ArtifactStore, model_key: str, job_id: str) -> int:
+    """Remove the rows one batch job logged (its file, named by :func:`batch_name`)."""
+    removed = 0
+    for path in store.path(f"{LOG_DIR}/{model_key}").glob(f"*/{batch_name('*', job_id)}.parquet"):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def batch_name(version: str, job_id: str) -> str:
+    return f"{version}__job_{job_id}"
+
+
 def write_batch(store: ArtifactStore, model_key: str, table: pa.Table, name: str) -> str:
     """One atomic Parquet file for a whole batch (an async prediction job)."""
     day = table.column("_ts")[0].as_py().date() if table.num_rows else datetime.now(UTC).date()

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mlservice.artifacts import ArtifactStore
 from mlservice.datasets.models import Dataset
 from mlservice.errors import NotFound
 from mlservice.jobs.models import Job
@@ -89,7 +90,7 @@ def _result(job: Job, version: str, metrics: dict, info: dict) -> dict:
     }
 
 
-def registered_outcome(session: Session, job: Job) -> tuple[dict, str] | None:
+def registered_outcome(session: Session, _artifacts: ArtifactStore, job: Job) -> tuple[dict, str] | None:
     """Registering the version is a training's last step: a job killed after it did its work
     (see jobs.service.recover_interrupted)."""
     registered = session.scalars(select(ModelVersion).where(
