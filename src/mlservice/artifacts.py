@@ -9,7 +9,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -62,15 +62,21 @@ class ArtifactStore:
             target.unlink(missing_ok=True)
 
     def sweep_temporary(self, older_than_s: float) -> int:
-        """Remove temporary files a crash left behind (atomic_file removes its own otherwise).
-        Only old ones: a younger file may belong to a write still running, here or on a worker."""
-        cutoff = time.time() - older_than_s
-        removed = 0
-        for path in self.root.rglob(".*.tmp"):
-            if TEMPORARY_NAME.match(path.name) and path.is_file() and path.stat().st_mtime < cutoff:
-                path.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        """Remove temporary files a crash left behind (atomic_file removes its own otherwise)."""
+        found = (path for path in self.root.rglob(".*.tmp") if TEMPORARY_NAME.match(path.name) and path.is_file())
+        return remove_stale(found, older_than_s)
+
+
+def remove_stale(paths: Iterable[Path], older_than_s: float) -> int:
+    """Remove those of the files not modified for ``older_than_s``: a younger leftover may belong
+    to a write still running, here or on a worker. Returns how many went."""
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for path in paths:
+        if path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _fsync_directory(directory: Path) -> None:

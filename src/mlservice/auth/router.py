@@ -88,8 +88,7 @@ def logout(principal: CurrentPrincipal, response: Response, session: SessionDep)
     return response
 
 
-# Async (like get_job): the dashboard asks often, and on SQLite a primary-key read beats a
-# thread hop (db_io).
+# user-info and profile are async and read nothing more: the dashboard asks often.
 def _own_account(principal: Principal) -> UserRead:
     """The caller's account as read with their token: a signed-in caller is active by
     definition, and a second read of the same row would double the cost of these calls."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mlservice.artifacts import ArtifactStore
+from mlservice.artifacts import ArtifactStore, remove_stale
 from mlservice.auth.service import Principal
 from mlservice.datasets.models import Dataset
 from mlservice.db.pagination import paginate
@@ -161,13 +160,8 @@ def sweep_orphan_files(session: Session, artifacts: ArtifactStore, older_than_s:
     if not directory.is_dir():
         return 0
     known = set(session.scalars(select(Dataset.path)))
-    cutoff = time.time() - older_than_s
-    removed = 0
-    for path in directory.glob("*.parquet"):
-        if artifacts.relative(path) not in known and path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
+    orphans = (path for path in directory.glob("*.parquet") if artifacts.relative(path) not in known)
+    return remove_stale(orphans, older_than_s)
 
 
 def delete_dataset(session: Session, artifacts: ArtifactStore, principal: Principal, dataset_id: str) -> None:

@@ -3,7 +3,6 @@ Celery worker). Job state lives in the database; this module only needs the id."
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import threading
@@ -15,7 +14,7 @@ from typing import Any
 from mlservice.artifacts import ArtifactStore
 from mlservice.db import Database
 from mlservice.jobs.models import Job
-from mlservice.jobs.service import Cancelled, JobReporter
+from mlservice.jobs.service import Cancelled, JobReporter, import_target
 from mlservice.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,8 +103,7 @@ def resolve_handler(job_type: str) -> Handler:
     target = HANDLERS.get(job_type)
     if target is None:
         raise LookupError(f"no handler for jobs of type {job_type!r}")
-    module_name, _, function = target.partition(":")
-    return getattr(importlib.import_module(module_name), function)
+    return import_target(target)
 
 
 def readable_error(exc: BaseException) -> str:

@@ -171,10 +171,13 @@ def recover_interrupted(session: Session, artifacts: ArtifactStore) -> tuple[int
 
 def _recover(session: Session, artifacts: ArtifactStore, job: Job) -> tuple[dict[str, Any], str | None] | None:
     target = RECOVERIES.get(job.type)
-    if target is None:
-        return None
+    return None if target is None else import_target(target)(session, artifacts, job)
+
+
+def import_target(target: str) -> Any:
+    """"module:function" → the function, imported on first use so each domain owns its job code."""
     module_name, _, function = target.partition(":")
-    return getattr(importlib.import_module(module_name), function)(session, artifacts, job)
+    return getattr(importlib.import_module(module_name), function)
 
 
 def interrupt_or_requeue(database: Database, job_id: str, reason: str) -> bool:

@@ -93,10 +93,8 @@ def _result(job: Job, version: str, metrics: dict, info: dict) -> dict:
 def registered_outcome(session: Session, _artifacts: ArtifactStore, job: Job) -> tuple[dict, str] | None:
     """Registering the version is a training's last step: a job killed after it did its work
     (see jobs.service.recover_interrupted)."""
-    registered = session.scalars(select(ModelVersion).where(
-        ModelVersion.model_key == job.model_key, ModelVersion.job_id == job.id, ModelVersion.deleted_at.is_(None))
-    ).first()
-    if registered is None:
+    registered = _registered_by(session, job)
+    if registered is None or registered.deleted_at is not None:
         return None
     info = (registered.training or {}).get("info") or {}
     return _result(job, registered.version, registered.metrics, info), registered.version
@@ -158,8 +156,14 @@ def _left_by_earlier_attempt(context: WorkerContext, job: Job, bundle_relative: 
     if not context.artifacts.path(bundle_relative).exists():
         return None
     with context.database.session() as session:
-        version = session.scalar(select(ModelVersion.version).where(
-            ModelVersion.model_key == job.model_key, ModelVersion.job_id == job.id))
+        registered = _registered_by(session, job)
+        version = registered.version if registered is not None else None
     if version is None:
         context.artifacts.delete(bundle_relative)
     return version
+
+
+def _registered_by(session: Session, job: Job) -> ModelVersion | None:
+    return session.scalars(
+        select(ModelVersion).where(ModelVersion.model_key == job.model_key, ModelVersion.job_id == job.id)
+    ).first()
