@@ -44,6 +44,7 @@ class LiveServer:
     env: dict[str, str]
     lines: list[str] = field(default_factory=list)
     home: Path | None = None
+    launcher: tuple[str, ...] = ()
 
     def kill(self) -> None:
         """SIGKILL the server's whole process group, its local worker processes included: a
@@ -59,7 +60,7 @@ class LiveServer:
         if self.process.poll() is None:
             self.kill()
         assert self.home is not None
-        self.process, self.lines = _spawn(self.home, self.env)
+        self.process, self.lines = _spawn(self.home, self.env, self.launcher)
 
     def admin_token(self, verify: object = True) -> str:
         response = httpx.post(f"{self.url}/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD},
@@ -68,15 +69,20 @@ class LiveServer:
         return response.json()["token"]
 
 
+# Runs a command as PID 1 of a new PID namespace, as `docker run` without --init does; SIGTERM to
+# the launcher reaches the command (and everything in the namespace ends with it).
+AS_PID_1 = ("unshare", "--pid", "--fork", "--kill-child=SIGTERM")
+
+
 @contextmanager
-def live_server(home: Path, scheme: str = "http", **settings: str) -> Iterator[LiveServer]:
+def live_server(home: Path, scheme: str = "http", launcher: tuple[str, ...] = (), **settings: str) -> Iterator[LiveServer]:
     port = free_port()
     env = base_env(home) | {
         "ML_DATA_DIR": str(home / "data"), "ML_SERVICE_HOST": "127.0.0.1", "ML_SERVICE_PORT": str(port),
         "ML_ADMIN_PASSWORD": ADMIN_PASSWORD, **FAST_TRAINING, **settings,
     }
-    process, lines = _spawn(home, env)
-    server = LiveServer(f"{scheme}://127.0.0.1:{port}", process, env, lines, home)
+    process, lines = _spawn(home, env, launcher)
+    server = LiveServer(f"{scheme}://127.0.0.1:{port}", process, env, lines, home, launcher)
     try:
         yield server
     finally:
@@ -88,10 +94,10 @@ def live_server(home: Path, scheme: str = "http", **settings: str) -> Iterator[L
             process.kill()
 
 
-def _spawn(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
+def _spawn(home: Path, env: dict[str, str], launcher: tuple[str, ...] = ()) -> tuple[subprocess.Popen, list[str]]:
     """`mlservice serve` in a process group of its own (so a test can kill it with its workers),
     returned once it listens."""
-    process = subprocess.Popen([sys.executable, "-m", "mlservice", "serve"], env=env, cwd=home,
+    process = subprocess.Popen([*launcher, sys.executable, "-m", "mlservice", "serve"], env=env, cwd=home,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     lines: list[str] = []

@@ -65,9 +65,9 @@ class Cluster:
         self.workers: dict[str, subprocess.Popen] = {}
         self.killed: set[str] = set()
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    def _spawn(self, name: str, args: list[str], env: dict[str, str], launcher: tuple[str, ...] = ()) -> subprocess.Popen:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        return subprocess.Popen([sys.executable, "-m", "mlservice", *args], env=env, cwd=self.workdir,
+        return subprocess.Popen([*launcher, sys.executable, "-m", "mlservice", *args], env=env, cwd=self.workdir,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def start_api(self, name: str, timeout: float = 90) -> str:
@@ -85,11 +85,12 @@ class Cluster:
             time.sleep(0.3)
         raise AssertionError(f"{name} did not start: {self.log(name)}")
 
-    def start_worker(self, name: str, concurrency: int = 1, queues: str | None = None) -> subprocess.Popen:
+    def start_worker(self, name: str, concurrency: int = 1, queues: str | None = None,
+                     launcher: tuple[str, ...] = ()) -> subprocess.Popen:
         args = ["worker", "--name", f"{name}@%h", "--concurrency", str(concurrency)]
         if queues:
             args += ["--queues", queues]
-        process = self._spawn(name, args, self.env)
+        process = self._spawn(name, args, self.env, launcher)
         self.workers[name] = process
         return process
 

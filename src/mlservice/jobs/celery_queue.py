@@ -191,10 +191,11 @@ def run_worker(settings: Settings, *, queues: list[str], concurrency: int, name:
     from mlservice.jobs.runner import init_worker
 
     app = make_celery(settings)
+    main_pid = os.getpid()  # prefork pool processes are forked from this one
 
     @worker_process_init.connect(weak=False)
     def _init(**_kwargs: Any) -> None:
-        init_worker(settings, blas_threads(settings))
+        init_worker(settings, blas_threads(settings), parent_pid=main_pid)
 
     argv = [
         "worker", "--queues", ",".join(queues), "--concurrency", str(concurrency or pool_size(settings)),

@@ -89,7 +89,7 @@ class LocalJobQueue:
                     max_workers=self.size,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=init_worker,
-                    initargs=(self.settings, blas_threads(self.settings), self.live_endpoint),
+                    initargs=(self.settings, blas_threads(self.settings), self.live_endpoint, os.getpid()),
                 )
             return self._executor
 

@@ -49,11 +49,15 @@ Handler = Callable[[WorkerContext, Job, JobReporter], JobOutcome]
 _context: WorkerContext | None = None
 
 
-def init_worker(settings: Settings, blas_threads: int | None = None, live_endpoint: str | None = None) -> None:
+def init_worker(settings: Settings, blas_threads: int | None = None, live_endpoint: str | None = None,
+                parent_pid: int | None = None) -> None:
     """Process initializer: one database engine per worker process, BLAS threads bounded so
-    parallel jobs don't oversubscribe the cores, the ML stack imported before the first job."""
+    parallel jobs don't oversubscribe the cores, the ML stack imported before the first job.
+    ``parent_pid`` is the pid of the process that owns this worker, read by that process
+    itself; the worker exits when it is no longer its parent (None: nothing to watch)."""
     global _context
-    _die_with_parent()
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     if blas_threads:
         from threadpoolctl import threadpool_limits
 
@@ -70,15 +74,18 @@ def init_worker(settings: Settings, blas_threads: int | None = None, live_endpoi
     )
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """Local workers must not outlive `serve`: an orphan would finish a job the restarted
     server already marked as interrupted. A daemon thread ends the process within
     ``PARENT_POLL_S`` of the parent's death. Not ``PR_SET_PDEATHSIG``: Linux sends it when the
     *thread* that spawned the worker ends, and the pool spawns workers from whichever thread
     submits a job — a request's worker thread, which exits after 10 s idle, killing a healthy
-    worker mid-job (BrokenProcessPool under load, seen by tests/reliability/test_load.py)."""
-    parent = os.getppid()
-    if parent == 1:  # the parent died before we got here
+    worker mid-job (BrokenProcessPool under load, seen by tests/reliability/test_load.py).
+
+    The parent's pid comes from the parent, not from ``getppid()`` here: as PID 1 in a
+    container, ``serve`` or ``mlservice worker`` is a live parent whose pid is 1, and reading
+    "parent is 1" as "orphaned" killed every worker at start."""
+    if os.getppid() != parent:  # the parent died before we got here
         os._exit(1)
 
     def watch() -> None:
