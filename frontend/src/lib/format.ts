@@ -27,6 +27,15 @@ export function formatDate(iso: string | null | undefined, fallback = 'never'): 
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
+/**
+ * A share in [0, 1] → "12.3%"; anything not a finite number → "—". The one
+ * percent format of the dashboard (metrics, confidences, drifted shares), so
+ * the same value reads the same in every tab.
+ */
+export function percent(share: unknown): string {
+  return typeof share === 'number' && Number.isFinite(share) ? `${(share * 100).toFixed(1)}%` : '—';
+}
+
 export function formatMemory(mb: number | null | undefined): string {
   if (mb === null || mb === undefined || !Number.isFinite(mb)) return '';
   return mb >= 1024 ? `${(mb / 1024).toFixed(mb % 1024 === 0 ? 0 : 1)} GB` : `${mb} MB`;

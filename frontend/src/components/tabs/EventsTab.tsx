@@ -7,10 +7,11 @@
 import { useEffect, useRef, useState } from 'react';
 import { alerts, drift, events } from '@/api/endpoints';
 import type { DriftFeature } from '@/api/types';
-import { formatDate } from '@/lib/format';
+import { formatDate, percent } from '@/lib/format';
 import { useLive } from '@/lib/live';
 import { isFinished } from '@/lib/liveState';
 import { useAction, useApi } from '@/lib/useApi';
+import { DriftReportTable } from '../DriftReportTable';
 import { Empty, ErrorBox, Loading } from '../Status';
 import type { TabProps } from './registry';
 
@@ -40,7 +41,7 @@ export default function EventsTab(_: TabProps) {
   return (
     <>
       <Alerts tick={tick} />
-      <Reports tick={tick} selected={report} onSelect={setReport} />
+      <Reports tick={tick} selected={report} />
       <Events tick={tick} />
     </>
   );
@@ -88,7 +89,7 @@ function Alerts({ tick }: { tick: number }) {
   );
 }
 
-function Reports({ tick, selected, onSelect }: { tick: number; selected: number | null; onSelect: (id: number | null) => void }) {
+function Reports({ tick, selected }: { tick: number; selected: number | null }) {
   const list = useApi((signal) => drift.reports({ limit: 20 }, signal), [tick]);
   const items = list.data?.items ?? [];
   return (
@@ -100,38 +101,7 @@ function Reports({ tick, selected, onSelect }: { tick: number; selected: number 
       ) : !items.length ? (
         <Empty>No drift reports yet. Run “Check drift now” in Models.</Empty>
       ) : (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Report</th>
-                <th scope="col">Model</th>
-                <th scope="col">Verdict</th>
-                <th scope="col">Drifted share</th>
-                <th scope="col">Rows</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((r) => (
-                <tr key={r.id} aria-selected={r.id === selected} data-testid="report-row">
-                  <td>
-                    <button type="button" className="link-btn" onClick={() => onSelect(r.id)} aria-label={`Show drift report ${r.id}`}>
-                      #{r.id}
-                    </button>
-                  </td>
-                  <td>
-                    {r.model_key} {r.version}
-                  </td>
-                  <td>{r.verdict}</td>
-                  <td>{(r.drifted_share * 100).toFixed(0)}%</td>
-                  <td>{r.sample_size}</td>
-                  <td>{formatDate(r.created_at)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DriftReportTable items={items} selected={selected} />
       )}
       {selected !== null && <ReportView id={selected} />}
     </section>
@@ -147,7 +117,7 @@ function Bars({ f }: { f: DriftFeature }) {
   return (
     <div className="bars" aria-label={`Reference vs current shares of ${f.name}`} role="img">
       {Array.from({ length: n }, (_, i) => (
-        <div key={i} title={`${labels[i] ?? i}: reference ${((ref[i] ?? 0) * 100).toFixed(1)}%, current ${((cur[i] ?? 0) * 100).toFixed(1)}%`}>
+        <div key={i} title={`${labels[i] ?? i}: reference ${percent(ref[i] ?? 0)}, current ${percent(cur[i] ?? 0)}`}>
           <div className="bar bar-ref" style={{ width: `${(ref[i] ?? 0) * 100}%` }} />
           <div className="bar bar-cur" style={{ width: `${(cur[i] ?? 0) * 100}%` }} />
         </div>
@@ -170,7 +140,7 @@ function ReportView({ id }: { id: number }) {
         Report #{d.id}: {d.model_key} {d.version} — {d.verdict}
       </h3>
       <p className="muted">
-        {d.sample_size} rows, {(d.drifted_share * 100).toFixed(0)}% of features drifted · {formatDate(d.window_start, '—')} → {formatDate(d.window_end, '—')} ·{' '}
+        {d.sample_size} rows, {percent(d.drifted_share)} of features drifted · {formatDate(d.window_start, '—')} → {formatDate(d.window_end, '—')} ·{' '}
         {d.trigger}
       </p>
       <p className="legend">

@@ -8,18 +8,17 @@
 import { useState } from 'react';
 import { drift, models } from '@/api/endpoints';
 import type { DriftSummary, ModelDetail, User } from '@/api/types';
-import { formatDate } from '@/lib/format';
+import { formatDate, percent } from '@/lib/format';
 import { useLive } from '@/lib/live';
 import { isAdmin } from '@/lib/permissions';
 import { useAction, useApi } from '@/lib/useApi';
 import { useJob } from '@/lib/useJob';
 import { useConfirm } from '../ConfirmDialog';
+import { DriftReportTable } from '../DriftReportTable';
 import { JobView } from '../JobView';
 import { LineChart } from '../LineChart';
 import { Empty, ErrorBox, Loading, Notice } from '../Status';
 import type { TabProps } from './registry';
-
-export const pct = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : '—');
 
 export default function ModelsTab({ user }: TabProps) {
   const list = useApi((signal) => models.list(signal));
@@ -66,8 +65,8 @@ export default function ModelsTab({ user }: TabProps) {
                       </button>
                     </td>
                     <td>{m.active_version ?? '—'}</td>
-                    <td>{pct(m.metrics?.accuracy)}</td>
-                    <td>{pct(m.metrics?.f1_macro)}</td>
+                    <td>{percent(m.metrics?.accuracy)}</td>
+                    <td>{percent(m.metrics?.f1_macro)}</td>
                     <td>{m.versions}</td>
                     <td>{formatDate(m.updated_at)}</td>
                   </tr>
@@ -147,8 +146,8 @@ function ModelPanel({ modelKey, user, tick }: { modelKey: string; user: User; ti
                         </button>{' '}
                         {v.active && <span className="badge badge-ok">active</span>}
                       </td>
-                      <td data-testid="version-accuracy">{pct(v.metrics.accuracy)}</td>
-                      <td>{pct(v.metrics.f1_macro)}</td>
+                      <td data-testid="version-accuracy">{percent(v.metrics.accuracy)}</td>
+                      <td>{percent(v.metrics.f1_macro)}</td>
                       <td>{formatDate(v.created_at)}</td>
                       <td>{v.parent_version ?? '—'}</td>
                       <td>
@@ -262,34 +261,7 @@ function DriftPanel({ modelKey, tick }: { modelKey: string; tick: number }) {
               },
             ]}
           />
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Report</th>
-                  <th scope="col">Verdict</th>
-                  <th scope="col">Drifted share</th>
-                  <th scope="col">Rows</th>
-                  <th scope="col">Trigger</th>
-                  <th scope="col">Created</th>
-                </tr>
-              </thead>
-              <tbody>
-                {[...items].reverse().map((r) => (
-                  <tr key={r.id} data-testid="drift-row">
-                    <td>
-                      <a href={`#events?report=${r.id}`}>#{r.id}</a>
-                    </td>
-                    <td>{r.verdict}</td>
-                    <td>{pct(r.drifted_share)}</td>
-                    <td>{r.sample_size}</td>
-                    <td>{r.trigger}</td>
-                    <td>{formatDate(r.created_at)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DriftReportTable items={[...items].reverse()} />
         </>
       )}
     </section>

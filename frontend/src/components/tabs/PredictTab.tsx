@@ -7,6 +7,7 @@
 import { useEffect, useState } from 'react';
 import { models, predict } from '@/api/endpoints';
 import type { PredictJob } from '@/api/types';
+import { percent } from '@/lib/format';
 import { useAction, useApi } from '@/lib/useApi';
 import { useJob } from '@/lib/useJob';
 import { FileDrop } from '../FileDrop';
@@ -150,7 +151,7 @@ function Results({ jobId }: { jobId: string }) {
     const r = await fb.run(jobId, items);
     if (r.ok)
       setNotice(
-        `${r.value.labelled_rows} labels saved${r.value.realised_accuracy !== null ? `; realised accuracy ${(r.value.realised_accuracy * 100).toFixed(1)}%` : ''}.`,
+        `${r.value.labelled_rows} labels saved${r.value.realised_accuracy !== null ? `; realised accuracy ${percent(r.value.realised_accuracy)}` : ''}.`,
       );
   }
   return (
@@ -179,7 +180,7 @@ function Results({ jobId }: { jobId: string }) {
               <tr key={i}>
                 <td>{i}</td>
                 <td>{String(r.prediction)}</td>
-                <td>{(r.confidence * 100).toFixed(1)}%</td>
+                <td>{percent(r.confidence)}</td>
                 <td>
                   <select aria-label={`True label of row ${i}`} value={labels[i] ?? ''} onChange={(e) => setLabels((l) => ({ ...l, [i]: e.target.value }))}>
                     <option value="">—</option>
