@@ -5,7 +5,7 @@ import type { Health, User } from '@/api/types';
 import { curlExamples } from '@/components/tabs/AboutTab';
 import OverviewTab, { HealthCards } from '@/components/tabs/OverviewTab';
 import { tabFromHash, TABS, visibleTabs } from '@/components/tabs/registry';
-import { formatDate, formatMemory, formatUptime, tokenState } from '@/lib/format';
+import { formatDate, formatMemory, formatUptime, percent, tokenState } from '@/lib/format';
 import { safeNext } from '@/lib/safeNext';
 
 const user = (tier: User['tier']): User => ({
@@ -108,6 +108,14 @@ describe('formatting and small logic', () => {
     expect(formatMemory(512)).toBe('512 MB');
     expect(formatMemory(1536)).toBe('1.5 GB');
     expect(formatMemory(null)).toBe('');
+  });
+
+  it('formats every share as a percentage with one decimal', () => {
+    expect(percent(0.123)).toBe('12.3%');
+    expect(percent(1)).toBe('100.0%');
+    expect(percent(0)).toBe('0.0%');
+    expect(percent(null)).toBe('—');
+    expect(percent(Number.NaN)).toBe('—');
   });
 
   it('formats dates as local YYYY-MM-DD HH:MM without Intl', () => {
