@@ -37,11 +37,17 @@ test: install-dev dashboard
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-frontend
 
-# Browser tests use Debian's Chromium; no tool downloads a browser of its own.
+# Browser tests use Debian's Chromium; no tool downloads a browser of its own. CHROME_PATH is the
+# one the e2e drives: the chromium on PATH, else where Debian's package puts it. Evaluated when
+# used, so after `browser` installed it.
+CHROME_PATH ?= $(shell command -v chromium 2>/dev/null || echo /usr/bin/chromium)
+export CHROME_PATH
+
 browser:
-	@[ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1 || { \
+	@[ -x "$(CHROME_PATH)" ] || { \
 		echo "installing Debian's chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@[ -x "$(CHROME_PATH)" ] || { echo "no Chromium at CHROME_PATH=$(CHROME_PATH)"; exit 1; }
 
 # Type check, API contract against this backend's OpenAPI schema, unit tests, then the
 # end-to-end run in headless Chromium against a real `mlservice serve`.

@@ -6,7 +6,6 @@ session; tables are emptied after every test so tests stay independent.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,13 +19,11 @@ from sqlalchemy.engine import make_url
 from mlservice.app import create_app
 from mlservice.auth.service import ensure_first_admin
 from mlservice.db import Database
-from mlservice.db.metadata import metadata
 from mlservice.db.migrate import upgrade
+from mlservice.db.migrations.metadata import metadata
 from mlservice.settings import Settings
+from tests.backends import POSTGRES_SERVER_URL
 
-POSTGRES_SERVER_URL = os.environ.get(
-    "ML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin-password-for-tests"
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -20,6 +20,7 @@ ADULT_COLUMNS = [
 ]
 FINAL = {"completed", "failed", "cancelled"}
 SMALL_PARAMS = {"hidden_layer_sizes": [16], "max_iter": 15}
+TINY_PARAMS = {"hidden_layer_sizes": [8], "max_iter": 10}  # for tests about the service, not the model
 USER_PASSWORD = "user-password-1"
 
 

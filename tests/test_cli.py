@@ -133,8 +133,8 @@ def test_serve_first_start_prints_a_generated_admin_password_once(server, cli_en
     assert httpx.post(f"{base}/auth/login", json={"username": "admin", "password": "admin"}).status_code == 401
 
 
-def test_seed_curl_examples_work_as_written(server) -> None:
-    """The README's (and the seed's) curl examples, run through curl itself."""
+def test_0_11_2_curl_examples_work_as_written(server) -> None:
+    """The README's (and 0.11.2's) curl examples, run through curl itself."""
     base = server[0]
 
     def curl(*args: str) -> str:

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,11 @@ from fastapi.staticfiles import StaticFiles
 
 from mlservice import __version__
 from mlservice.alerts.router import router as alerts_router
+from mlservice.alerts.service import raise_security_alert
 from mlservice.artifacts import ArtifactStore
-from mlservice.auth.deps import CLIENT_HEADER, CurrentPrincipal
+from mlservice.auth.deps import CurrentPrincipal
+from mlservice.auth.lockout import LoginGuard
+from mlservice.auth.ratelimit import RateLimits, RequestLimiter
 from mlservice.auth.router import router as auth_router
 from mlservice.bodies import component_schemas
 from mlservice.datasets.router import router as datasets_router
@@ -30,7 +34,7 @@ from mlservice.drift.service import run_daily_checks
 from mlservice.errors import install_error_handlers
 from mlservice.events.middleware import RequestEvents
 from mlservice.events.router import router as events_router
-from mlservice.events.service import EventLog
+from mlservice.events.writer import EventLog
 from mlservice.health.gpu import GpuProbe
 from mlservice.health.router import router as health_router
 from mlservice.jobs.queue import JobQueue, LocalJobQueue
@@ -41,14 +45,16 @@ from mlservice.live.hub import Hub
 from mlservice.live.router import router as live_router
 from mlservice.middleware import BodySizeLimit, SecurityHeaders
 from mlservice.observability import install_observability
+from mlservice.origin import CLIENT_HEADER
 from mlservice.predictions.log import SyncLogWriter
 from mlservice.predictions.router import router as predictions_router
 from mlservice.predictions.service import VersionResolver
 from mlservice.registry.router import router as registry_router
 from mlservice.registry.service import ModelCache
-from mlservice.scheduler import apply_retention, build_scheduler, sweep_leftovers
+from mlservice.scheduler import build_scheduler, delete_expired_prediction_logs, sweep_leftovers
 from mlservice.settings import Settings
 from mlservice.training.router import router as training_router
+from mlservice.wiring import register_job_kinds
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +119,7 @@ def create_app(
     *,
     background: bool = False,
 ) -> FastAPI:
+    register_job_kinds()
     database = database or Database(settings.effective_database_url, timeout=settings.db_timeout)
     artifacts = ArtifactStore(settings.effective_artifacts_root)
     queue = queue or create_queue(settings)
@@ -131,7 +138,7 @@ def create_app(
         if background:
             app.state.gpu_probe.start()
             queue.start()  # spawn the workers now rather than on the first job
-            apply_retention(settings, artifacts)
+            delete_expired_prediction_logs(settings, artifacts)
             sweep_leftovers(database, artifacts)
             run_daily_checks(database, queue, settings, artifacts)  # catch up if we were down
             scheduler.start()
@@ -165,8 +172,12 @@ def create_app(
     app.state.version_resolver = VersionResolver(database)
     app.state.prediction_log = SyncLogWriter(artifacts)
     app.state.events = EventLog(settings, database)
+    app.state.login_guard = LoginGuard(settings)
+    app.state.rate_limiter = RequestLimiter(settings)
     app.state.live_hub = Hub(settings, database)
+    # Hooks: the event log imports no domain above it; what reacts to a written event is wired here.
     app.state.events.subscribe(forward_suspicious)  # suspicious events reach admins' sockets
+    app.state.events.subscribe(partial(raise_security_alert, database))  # ... and raise an alert
 
     install_error_handlers(app)
     app.add_middleware(SecurityHeaders)
@@ -179,6 +190,7 @@ def create_app(
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestEvents, log=app.state.events)  # sees every status
+    app.add_middleware(RateLimits, limiter=app.state.rate_limiter, log=app.state.events)  # before any work
     install_observability(app)  # outermost: request id (logs, X-Request-ID), GET /metrics
 
     # Routes are matched one by one (~2 us each): the hot paths, sync predictions and the job
@@ -203,7 +215,7 @@ def create_app(
 
 
 def _add_protected_docs(app: FastAPI) -> None:
-    """The seed keeps the API description behind authentication."""
+    """0.11.2 kept the API description behind authentication, and so do we."""
 
     generate = app.openapi
 

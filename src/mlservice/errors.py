@@ -12,7 +12,6 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError as DatabaseDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mlservice.db.engine import DatabaseBusyError
 from mlservice.ml.errors import BundleError, ConfigError, DataError, LimitExceeded, MLError
 
 log = logging.getLogger(__name__)
@@ -23,6 +22,7 @@ class AppError(Exception):
 
     status_code = 400
     code = "bad_request"
+    default_headers: dict[str, str] | None = None
 
     def __init__(
         self,
@@ -35,7 +35,7 @@ class AppError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details
-        self.headers = headers
+        self.headers = headers if headers is not None else self.default_headers
         if code:
             self.code = code
 
@@ -47,10 +47,7 @@ class BadRequest(AppError):
 class Unauthorized(AppError):
     status_code = 401
     code = "unauthorized"
-
-    def __init__(self, message: str, **kwargs: Any) -> None:
-        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
-        super().__init__(message, **kwargs)
+    default_headers = {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(AppError):
@@ -61,6 +58,15 @@ class Forbidden(AppError):
 class NotFound(AppError):
     status_code = 404
     code = "not_found"
+
+
+class DatabaseBusyError(AppError):
+    """The database stayed locked through every retry; the caller may try again later. Raised by
+    ``mlservice.db``; defined here so the database layer imports the error shape, not the reverse."""
+
+    status_code = 503
+    code = "database_busy"
+    default_headers = {"Retry-After": "1"}
 
 
 class Conflict(AppError):
@@ -198,10 +204,6 @@ def install_error_handlers(app: FastAPI) -> None:
         # e.g. an id beyond 64 bits, which SQLite's driver cannot even bind
         log.warning("number out of range on %s %s: %s", request.method, request.url.path, exc)
         return error_response(422, "invalid_value", "a number is out of the range this service can handle")
-
-    @app.exception_handler(DatabaseBusyError)
-    async def _busy(_request: Request, exc: DatabaseBusyError) -> JSONResponse:
-        return error_response(503, "database_busy", str(exc), headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

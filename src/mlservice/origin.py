@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from mlservice.auth.deps import CLIENT_HEADER, DASHBOARD_CLIENT
-
 MAX_USER_AGENT = 512
+# The dashboard names itself with this header: it marks the source "gui", and auth requires it
+# on cookie-authenticated writes (a browser adds cookies on its own, never a custom header).
+CLIENT_HEADER = "x-ml-client"
+DASHBOARD_CLIENT = "dashboard"
 
 
 @dataclass(frozen=True)

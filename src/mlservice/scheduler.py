@@ -16,7 +16,7 @@ from mlservice.artifacts import ArtifactStore
 from mlservice.datasets.service import sweep_orphan_files
 from mlservice.db import Database
 from mlservice.drift.service import run_daily_checks
-from mlservice.events.service import apply_retention as event_retention
+from mlservice.events.queries import delete_expired_events
 from mlservice.jobs.queue import JobQueue
 from mlservice.jobs.service import reconcile_lost_jobs
 from mlservice.predictions import log as prediction_log
@@ -29,7 +29,8 @@ logging.getLogger("apscheduler").setLevel(logging.WARNING)
 LEFTOVER_AGE_S = 24 * 3600
 
 
-def apply_retention(settings: Settings, artifacts: ArtifactStore) -> None:
+def delete_expired_prediction_logs(settings: Settings, artifacts: ArtifactStore) -> None:
+    """The daily clean-up of the sync prediction log (``ML_PREDICTION_LOG_RETENTION_DAYS``)."""
     removed = prediction_log.delete_older_than(artifacts, settings.prediction_log_retention_days)
     if removed:
         log.info("prediction log retention removed %d day folder(s)", removed)
@@ -62,7 +63,7 @@ def build_scheduler(settings: Settings, artifacts: ArtifactStore, database: Data
         id="daily-drift-check", coalesce=True, misfire_grace_time=6 * 3600,
     )
     scheduler.add_job(
-        apply_retention, CronTrigger(hour=3, minute=17, timezone=settings.timezone), args=(settings, artifacts),
+        delete_expired_prediction_logs, CronTrigger(hour=3, minute=17, timezone=settings.timezone), args=(settings, artifacts),
         id="prediction-log-retention", coalesce=True, misfire_grace_time=3600,
     )
     scheduler.add_job(
@@ -70,7 +71,7 @@ def build_scheduler(settings: Settings, artifacts: ArtifactStore, database: Data
         id="sweep-leftovers", coalesce=True, misfire_grace_time=3600,
     )
     scheduler.add_job(
-        event_retention, CronTrigger(hour=3, minute=27, timezone=settings.timezone), args=(database, settings),
+        delete_expired_events, CronTrigger(hour=3, minute=27, timezone=settings.timezone), args=(database, settings),
         id="event-retention", coalesce=True, misfire_grace_time=3600,
     )
     if settings.queue == "celery":

@@ -1,6 +1,6 @@
 """The one settings class: every knob is an ``ML_*`` environment variable or a line in ``.env``.
 
-Names and defaults follow the seed product (ml_service 0.11.2) so existing ``.env`` files keep
+Names and defaults follow ml_service 0.11.2, the release this one replaces, so existing ``.env`` files keep
 working; the README's settings table documents each one.
 """
 
@@ -19,10 +19,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 LayerSizes = Annotated[tuple[int, ...], NoDecode]
 StrList = Annotated[list[str], NoDecode]
 
-# Seed settings that split SQLite into three files or artifacts into three folders. We keep one
+# 0.11.2's settings that split SQLite into three files or artifacts into three folders. We keep one
 # database URL and one artifacts root (bundles hold model, features and baseline together), so
 # these are accepted for compatibility and reported as ignored instead of failing start-up.
-IGNORED_SEED_SETTINGS = (
+IGNORED_0_11_SETTINGS = (
     "db_models_path",
     "db_users_path",
     "db_logs_path",
@@ -293,8 +293,8 @@ class Settings(BaseSettings):
     def max_table_bytes(self) -> int:
         return int(self.max_table_mb * 1024 * 1024)
 
-    def ignored_seed_settings(self) -> list[str]:
-        return [f"ML_{name.upper()}" for name in IGNORED_SEED_SETTINGS if getattr(self, name)]
+    def ignored_0_11_settings(self) -> list[str]:
+        return [f"ML_{name.upper()}" for name in IGNORED_0_11_SETTINGS if getattr(self, name)]
 
     def masked(self) -> dict[str, Any]:
         """Effective settings for display, secrets replaced by a marker."""
@@ -339,7 +339,7 @@ def load_settings(**overrides: Any) -> Settings:
         settings = Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(describe_validation_error(exc)) from None
-    for variable in settings.ignored_seed_settings():
+    for variable in settings.ignored_0_11_settings():
         warnings.warn(
             f"{variable} is ignored: ML Service uses one ML_DATABASE_URL and one ML_ARTIFACTS_ROOT",
             stacklevel=2,

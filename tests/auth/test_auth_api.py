@@ -87,7 +87,7 @@ def test_malformed_json_is_a_clear_422(client: TestClient) -> None:
 # Login, sessions, logout --------------------------------------------------------------------
 
 
-def test_login_returns_the_seed_shape_and_a_safe_cookie(client: TestClient) -> None:
+def test_login_returns_the_0_11_2_shape_and_a_safe_cookie(client: TestClient) -> None:
     response = client.post("/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD})
     assert response.status_code == 200
     body = response.json()

@@ -84,6 +84,19 @@ def test_path_traversal_in_the_file_name_is_harmless(client: TestClient, account
     assert len(stored_files(settings)) == 1 and stored_files(settings)[0].endswith(".parquet")
 
 
+def test_a_long_file_name_is_cut_to_the_columns_keeping_its_format(client: TestClient, accounts: Accounts) -> None:
+    # PostgreSQL refused the derived name (over datasets.name's 200 characters) with 422, and the
+    # cut at 255 dropped ".parquet", so the format had to be sniffed.
+    _, headers = accounts.login_as("long-names")
+    parquet = io.BytesIO()
+    adult_sample(20).to_parquet(parquet, index=False)
+    response = post_file(client, headers, "x" * 300 + ".parquet", parquet.getvalue())
+    assert response.status_code == 201, response.text
+    dataset = response.json()
+    assert len(dataset["name"]) == 200 and dataset["name"].endswith(".parquet")
+    assert dataset["format"] == "parquet" and dataset["rows"] == 20
+
+
 def test_datasets_are_private_and_deletable(client: TestClient, accounts: Accounts, settings) -> None:
     _, owner = accounts.login_as("owner")
     _, other = accounts.login_as("other")

@@ -20,8 +20,8 @@ import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 
-POSTGRES_SERVER_URL = os.environ.get("ML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("ML_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")  # a DB number of the tests' own
+from tests.backends import POSTGRES_SERVER_URL, REDIS_URL
+
 ADMIN = {"username": "admin", "password": "distributed-admin-pw"}
 
 

@@ -16,7 +16,10 @@ from sqlalchemy import update
 from mlservice.db import Database, utcnow
 from mlservice.jobs.celery_queue import queue_for
 from mlservice.jobs.models import Job
-from mlservice.jobs.service import STAGES, JobReporter, JobType, reconcile_lost_jobs
+from mlservice.jobs.reporter import JobReporter
+from mlservice.jobs.service import reconcile_lost_jobs
+from mlservice.training.jobs import TRAIN
+from mlservice.wiring import register_job_kinds
 from tests.conftest import make_settings
 
 
@@ -26,7 +29,7 @@ def running_job(database: Database, *, beat_age_s: float, attempts: int = 1) -> 
     with database.session(write=True) as session:
         session.add(Job(
             id=job_id, type="train", status="running", stage="fit_model", progress=40.0,
-            stages=[{"name": name, "status": "done" if name == "load" else "pending"} for name in STAGES[JobType.train]],
+            stages=[{"name": name, "status": "done" if name == "load" else "pending"} for name in TRAIN.stages],
             params={}, details={}, attempts=attempts, started_at=beat, heartbeat_at=beat, worker="w1@host/1",
         ))
     return job_id
@@ -116,6 +119,7 @@ def test_heartbeat_refreshes_while_the_job_runs(database: Database) -> None:
 
 
 def test_routing_by_job_type() -> None:
+    register_job_kinds()  # as `mlservice worker` and the API do: each kind names its queue
     assert [queue_for(t) for t in ("train", "retrain", "predict", "quality", "drift", "other", None)] == \
         ["train", "train", "predict", "predict", "drift", "default", "default"]
 

@@ -76,7 +76,7 @@ def test_cancel_a_running_training(client: TestClient, accounts: Accounts) -> No
 def test_queued_job_cancelled_before_it_starts(client: TestClient, accounts: Accounts, database) -> None:
     user, headers = accounts.login_as("queuer")
     from mlservice.auth.models import Tier
-    from mlservice.auth.service import Principal
+    from mlservice.principal import Principal
 
     with database.session(write=True) as session:
         job = new_job(session, JobType.other, Principal(user["id"], "queuer", Tier.user, "session"),
@@ -138,15 +138,39 @@ def test_restart_drops_the_logged_rows_of_a_batch_killed_after_logging(
     assert logged(kept_id), "a completed batch keeps its rows"
 
 
-def test_restart_marks_running_jobs_interrupted_and_requeues_queued(settings, database) -> None:
+def test_restart_marks_running_jobs_interrupted_and_requeues_queued(tmp_path, database) -> None:
+    import time
+
+    from mlservice.auth.service import ensure_first_admin
+    from tests.conftest import make_settings
+    from tests.helpers import USER_PASSWORD, login
+
+    # One worker, busy on a long training: the second training waits in the queue. Stopping the
+    # app ends the worker mid-fit, which leaves one job running and one queued in the database.
+    settings = make_settings(tmp_path, database, max_workers_limit=1)
     with database.session(write=True) as session:
-        running = new_job(session, JobType.other, None, Origin("system", None, None), params={})
-        running.status = JobStatus.running.value
-        running.started_at = utcnow()
-        running_id = running.id
-    with TestClient(create_app(settings, database)):
-        pass
+        ensure_first_admin(session, settings)
+    with TestClient(create_app(settings, database)) as client:
+        _, headers = Accounts(client).login_as("restarter")
+        submit = lambda key, rows, params: client.post("/train", headers=headers, json={
+            "model_key": key, "target": "income", "data": records(adult_sample(rows)), "params": params,
+        }).json()["job_id"]
+        running_id = submit("slow", 3000, SLOW_PARAMS)
+        deadline = time.monotonic() + 120
+        while client.get(f"/jobs/{running_id}", headers=headers).json()["stage"] != "fit_model":
+            assert time.monotonic() < deadline, "the long training never started fitting"
+            time.sleep(0.2)
+        queued_id = submit("small", 300, {"hidden_layer_sizes": [8], "max_iter": 10})
+        assert client.get(f"/jobs/{queued_id}", headers=headers).json()["status"] == "queued"
     with database.session() as session:
-        job = session.get(Job, running_id)
-        assert job.status == "failed" and job.error.startswith("interrupted")
-        assert job.finished_at is not None
+        assert session.get(Job, running_id).status == "running"
+        assert session.get(Job, queued_id).status == "queued"
+
+    with TestClient(create_app(settings, database)) as client:
+        headers = login(client, "restarter", USER_PASSWORD)
+        interrupted = client.get(f"/jobs/{running_id}", headers=headers).json()
+        assert interrupted["status"] == "failed" and interrupted["error"].startswith("interrupted")
+        assert interrupted["finished_at"] is not None
+        requeued = wait_job(client, headers, queued_id, timeout=120)
+        assert requeued["status"] == "completed" and requeued["result"]["version"] == "1.0.0"
+        assert client.get("/models/small", headers=headers).json()["active_version"] == "1.0.0"

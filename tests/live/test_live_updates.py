@@ -21,10 +21,11 @@ from websockets.sync.client import ClientConnection, connect
 
 from mlservice.alerts.service import acknowledge, raise_alert_now
 from mlservice.auth.models import Tier
-from mlservice.auth.service import Principal
-from mlservice.jobs.service import STAGES, JobType
+from mlservice.principal import Principal
 from mlservice.live.hub import Client, Hub
 from mlservice.live.messages import alert_message, job_message
+from mlservice.training.jobs import TRAIN
+from tests.backends import REDIS_URL
 from tests.conftest import make_settings
 from tests.helpers import Accounts, adult_sample, records
 
@@ -123,7 +124,7 @@ def test_training_job_streams_in_order_to_its_owner_and_admins_only(server: str,
         types = [m["type"] for m in stream]
         assert types[0] == "job.created" and types[1] == "job.started" and types[-1] == "job.completed", types
         stages = [m["data"]["stage"] for m in stream if m["type"] == "job.stage"]
-        assert stages == list(STAGES[JobType.train])
+        assert stages == list(TRAIN.stages)
         assert "job.progress" in types
         fit = stream.index(next(m for m in stream if m["type"] == "job.stage" and m["data"]["stage"] == "fit_model"))
         evaluate = stream.index(next(m for m in stream if m["type"] == "job.stage" and m["data"]["stage"] == "evaluate"))
@@ -227,7 +228,7 @@ def test_slow_client_is_dropped_and_told_to_resync_without_holding_others(tmp_pa
 def test_redis_adapter_delivers_what_another_process_publishes(tmp_path, database) -> None:
     channel = f"mlservice-test:{uuid.uuid4().hex}"
     url = database.url.render_as_string(hide_password=False)
-    settings = make_settings(tmp_path, database, pubsub="redis", pubsub_url="redis://127.0.0.1:6379/0",
+    settings = make_settings(tmp_path, database, pubsub="redis", pubsub_url=REDIS_URL,
                              pubsub_channel=channel)
     from mlservice.app import create_app
     from mlservice.auth.service import ensure_first_admin

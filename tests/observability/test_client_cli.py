@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,6 +92,11 @@ def test_client_flow_and_metrics(server: LiveServer, data_csv: Path) -> None:
         with pytest.raises(JobFailed) as failed:
             ml.train("adult_client", one_class, target="income", timeout=300)
         assert failed.value.job["status"] == "failed" and failed.value.job["error"]
+        # The worker raises the alert just after it marks the job failed.
+        deadline = time.monotonic() + 10
+        while not ml.alerts(status="active", kind="job_failed", model_key="adult_client")["items"]:
+            assert time.monotonic() < deadline, "the failed job raised no active alert"
+            time.sleep(0.2)
 
         after = samples(ml.metrics())
     predict_route = dict(method="POST", route="/models/{model_key}/predict", status="200")
@@ -106,7 +112,7 @@ def test_client_flow_and_metrics(server: LiveServer, data_csv: Path) -> None:
     assert value(after, "mlservice_queue_depth") == 0 and value(after, "mlservice_database_up") == 1
     drift_features = [labels for (name, labels) in after if name == "mlservice_drift_score"]
     assert any(dict(labels)["feature"] == "age" for labels in drift_features)
-    assert value(after, "mlservice_alerts_active", kind="job_failed", severity="warning") >= 0
+    assert value(after, "mlservice_alerts_active", kind="job_failed", severity="warning") == 1
     assert not any("/jobs/" in dict(labels).get("route", "") and "{" not in dict(labels)["route"]
                    for (_name, labels) in after), "raw paths must never become labels"
 
@@ -130,8 +136,6 @@ def test_metrics_access(server: LiveServer) -> None:
         assert base in served, f"the Grafana dashboard uses {name}, which /metrics does not serve"
     before = value(samples(scraped.text), "mlservice_login_failures_total")
     httpx.post(f"{server.url}/auth/login", json={"username": "plainuser", "password": "wrong-password"})
-    import time
-
     deadline = time.monotonic() + 10  # counted when the event writer has written the event
     while time.monotonic() < deadline:
         text = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text

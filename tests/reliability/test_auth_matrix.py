@@ -492,6 +492,31 @@ def test_every_route_has_a_row(world: World) -> None:
     assert not stale, "rows in MATRIX for routes the app no longer has: " + ", ".join(f"{m} {p}" for m, p in stale)
 
 
+def _depends_on(dependant: Any, call: Callable) -> bool:
+    return dependant.call is call or any(_depends_on(sub, call) for sub in dependant.dependencies)
+
+
+def test_every_admin_only_route_uses_the_one_admin_dependency(world: World) -> None:
+    """A route that refuses plain users (403) gets that answer from ``require_admin`` (the
+    ``AdminPrincipal`` alias) or ``require_system_admin``, not from a check of its own."""
+    from mlservice.auth.deps import require_admin, require_system_admin
+
+    # GET /metrics also takes ML_METRICS_TOKEN, which is no user: it calls require_admin itself
+    # once that token is not what was sent.
+    admin_only = {(m, p) for m, p, expected in MATRIX
+                  if expected[USER] == 403 and expected[OTHER] == 403 and p != "/metrics"}
+    assert admin_only, "the matrix names no admin-only route"
+    checked, own_checks = set(), []
+    for original, path, methods in _app_routes(world.client.app):
+        for method in methods:
+            if (method, path) in admin_only:
+                checked.add((method, path))
+                if not any(_depends_on(original.dependant, c) for c in (require_admin, require_system_admin)):
+                    own_checks.append(f"{method} {path}")
+    assert checked == admin_only
+    assert not own_checks, f"admin-only routes without AdminPrincipal: {own_checks}"
+
+
 @pytest.mark.parametrize(("method", "path", "principal"), CELLS, ids=[f"{m} {p} {who}" for m, p, who in CELLS])
 def test_cell(world: World, method: str, path: str, principal: str) -> None:
     cell = prepare(world, method, path, principal)

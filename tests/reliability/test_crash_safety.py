@@ -30,12 +30,12 @@ from sqlalchemy import create_engine, text
 
 from mlservice.artifacts import ArtifactStore
 from mlservice.db import Database
-from mlservice.jobs.models import Job, JobType
-from mlservice.jobs.runner import WorkerContext
-from mlservice.jobs.service import STAGES
+from mlservice.jobs.kinds import WorkerContext
+from mlservice.jobs.models import Job
 from mlservice.ml import load_bundle, save_bundle, train
 from mlservice.predictions.log import read_log
-from mlservice.training.jobs import save_version
+from mlservice.training.fitting import save_version
+from mlservice.training.jobs import TRAIN
 from mlservice.training.service import training_config
 from tests.conftest import make_settings
 from tests.distributed.cluster import Cluster, fresh_postgres_database
@@ -44,7 +44,7 @@ from tests.live_server import live_server
 
 SMALL = {"hidden_layer_sizes": [16], "max_iter": 15}
 ENDLESS = {"hidden_layer_sizes": [16], "max_iter": 5000, "early_stopping": False}  # killed long before the end
-FIT_STARTED = 18.0  # training progress once the first epoch is reported (training.jobs.FIT_SPAN)
+FIT_STARTED = 18.0  # training progress once the first epoch is reported (training.fitting.FIT_SPAN)
 MARKER = 10_000_000  # sync predictions carry fnlwgt = MARKER + i, so each is found in the log
 
 
@@ -317,7 +317,7 @@ def test_workers_and_api_killed_in_distributed_mode(tmp_path: Path) -> None:
                     "SELECT :new, type, 'queued', CAST(:stages AS jsonb), 0, 'unsent', user_id, source, params, "
                     "CAST('{}' AS jsonb), false, 0, now() - interval '1 hour', now() - interval '1 hour' "
                     "FROM jobs WHERE id = :id"),
-                    {"new": unsent, "id": good, "stages": json.dumps([{"name": n, "status": "pending"} for n in STAGES[JobType.train]])})
+                    {"new": unsent, "id": good, "stages": json.dumps([{"name": n, "status": "pending"} for n in TRAIN.stages])})
             assert finished(base, headers, unsent, timeout=60)["status"] == "completed"
 
             lost = submit(base, headers, "/train", {"model_key": "lost", "target": "income",

@@ -241,14 +241,10 @@ def test_malformed_files_get_a_reason_a_person_can_act_on(world: World) -> None:
             label="NUL in dataset name")
     refused(upload(client, user, "ok.csv", b"a,b\n1,x\n", name="n" * 5000), 422, "invalid_input", "200 characters",
             label="overlong dataset name")
+    # 5,000 characters overflow the 4 KB a multipart part's headers may take: the body is refused
+    # before any parsing, with a reason that names the file name.
     long_name = client.post("/datasets", headers=user, files={"file": ("f" * 5000 + ".csv", b"a,b\n1,x\n", "text/csv")})
-    HOSTILE.append("overlong file name")
-    assert long_name.status_code in (201, 400) and long_name.status_code != 500, long_name.text
-    if long_name.status_code == 201:
-        assert len(long_name.json()["filename"]) <= 255
-        client.delete(f"/datasets/{long_name.json()['id']}", headers=user)
-    else:
-        refused(long_name, 400, "bad_request", "file name", label="overlong file name")
+    refused(long_name, 400, "bad_request", "file name", label="overlong file name")
     refused(client.post("/datasets", headers=user, json={"file": "a,b\n1,2\n"}), 422, "invalid_input", "file",
             label="JSON instead of multipart")
     refused(client.post("/datasets", headers={**user, "content-type": "text/csv"}, content=b"a,b\n1,2\n"), 422,

@@ -248,7 +248,7 @@ def test_tokens_and_passwords_are_never_returned_after_creation(run) -> None:
 
 def test_the_system_token_is_compared_in_constant_time(run) -> None:
     server, s, _used, _home = run
-    source = inspect.getsource(deps._resolve)
+    source = inspect.getsource(deps.principal_from_secret)
     assert "compare_digest(" in source and "system_token" in source
     assert "== system_token" not in source and "system_token ==" not in source
     assert s.call("GET", "/auth/user-info", SYSTEM_TOKEN, expect=200).json()["tier"] == "system_admin"

@@ -1310,7 +1310,7 @@ export interface components {
         };
         /**
          * PredictRequest
-         * @description Seed shape: {"model_key", "version"?, "data": [{...}]} — or a dataset instead of data.
+         * @description A batch prediction: a job whose results are read page by page or exported.
          */
         PredictRequest: {
             /**
@@ -1334,7 +1334,10 @@ export interface components {
              */
             version: string | null;
         };
-        /** QualityRequest */
+        /**
+         * QualityRequest
+         * @description A quality check: the model's metrics on rows whose true class is in ``target``.
+         */
         QualityRequest: {
             /**
              * Data
@@ -1350,10 +1353,14 @@ export interface components {
             dataset_id: string | null;
             /** Model Key */
             model_key: string;
-            /** Target */
+            /**
+             * Target
+             * @description the label column
+             */
             target: string;
             /**
              * Version
+             * @description default: the active version
              * @default null
              */
             version: string | null;
@@ -1649,7 +1656,10 @@ export interface components {
             model_key: string;
             /** @default null */
             params: components["schemas"]["TrainParams"] | null;
-            /** Target */
+            /**
+             * Target
+             * @description the column to predict
+             */
             target: string;
         };
         /** UserBrief */
@@ -4226,7 +4236,7 @@ export interface operations {
                     file: string;
                     /** @description model key */
                     model_key?: string;
-                    /** @description optional version */
+                    /** @description default: the active version (optional) */
                     version?: string;
                 };
             };
@@ -4535,9 +4545,9 @@ export interface operations {
                     file: string;
                     /** @description model key */
                     model_key?: string;
-                    /** @description label column */
+                    /** @description the label column */
                     target?: string;
-                    /** @description optional */
+                    /** @description default: the active version (optional) */
                     version?: string;
                 };
             };
@@ -4646,9 +4656,9 @@ export interface operations {
             content: {
                 "application/json": components["schemas"]["TrainRequest"];
                 "multipart/form-data": {
-                    /** @description JSON object */
+                    /** @description column types, as JSON (optional) */
                     column_types?: string;
-                    /** @description JSON list */
+                    /** @description features, as JSON (optional) */
                     features?: string;
                     /**
                      * Format: binary
@@ -4657,9 +4667,9 @@ export interface operations {
                     file: string;
                     /** @description model key */
                     model_key?: string;
-                    /** @description JSON object */
+                    /** @description params, as JSON (optional) */
                     params?: string;
-                    /** @description target column */
+                    /** @description the column to predict */
                     target?: string;
                 };
             };

@@ -25,8 +25,10 @@ export function DriftReportTable({ items, selected = null }: { items: DriftSumma
           {items.map((r) => (
             <tr key={r.id} aria-selected={r.id === selected} data-testid="drift-row">
               <td>
-                <a href={`#events?report=${r.id}`}>
-                  <span className="sr-only">Drift report </span>#{r.id}
+                {/* aria-label, not a visually hidden span: an absolutely positioned span widens the
+                    link's box beyond its cell, and a click at its centre lands on another cell. */}
+                <a href={`#events?report=${r.id}`} aria-label={`Drift report #${r.id}`}>
+                  #{r.id}
                 </a>
               </td>
               <td>

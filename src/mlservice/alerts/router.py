@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict
 from mlservice.alerts import service
 from mlservice.alerts.models import Alert
 from mlservice.auth.deps import CurrentPrincipal
-from mlservice.auth.schemas import Page
 from mlservice.db import SessionDep
+from mlservice.db.pagination import Page
 from mlservice.errors import error_responses
 
 router = APIRouter(prefix="/health/alerts", tags=["alerts"], responses=error_responses(401, 422))

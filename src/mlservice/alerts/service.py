@@ -7,13 +7,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mlservice import live
+from mlservice import events, live
 from mlservice.alerts.models import Alert
-from mlservice.auth.service import Principal
 from mlservice.db import Database, utcnow
-from mlservice.db.pagination import paginate
+from mlservice.db.pagination import paginate, where_given
 from mlservice.errors import Conflict, NotFound
-from mlservice.events import service as events
+from mlservice.principal import Principal
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -66,6 +65,20 @@ def raise_alert_now(database: Database, **kwargs: Any) -> int:
         return raise_alert(session, **kwargs).id
 
 
+def raise_security_alert(database: Database, event: dict[str, Any]) -> None:
+    """A listener for ``EventLog.subscribe`` (wired in app.py): a suspicious event raises (or
+    refreshes) an admin-only security alert per event type and user (or IP)."""
+    if not event.get("suspicious"):
+        return
+    who = event.get("username") or event.get("user_id") or event.get("client_ip")
+    raise_alert_now(
+        database, kind="security", severity="warning", dedup_key=f"security:{event['type']}:{who}",
+        message=f"{event['type']} from {event.get('client_ip') or 'unknown IP'}: {'; '.join(event['reasons'])}",
+        link={"type": "event", "id": event["id"]}, admin_only=True,
+        details={"event_id": event["id"], "client_ip": event.get("client_ip"), "user_id": event.get("user_id")},
+    )
+
+
 def resolve(session: Session, dedup_key: str) -> None:
     for alert in session.scalars(select(Alert).where(Alert.dedup_key == dedup_key, Alert.status != "resolved")):
         alert.status = "resolved"
@@ -81,13 +94,7 @@ def list_alerts(
     limit: int,
     offset: int,
 ) -> tuple[list[Alert], int]:
-    query = select(Alert)
-    if status:
-        query = query.where(Alert.status == status)
-    if kind:
-        query = query.where(Alert.kind == kind)
-    if model_key:
-        query = query.where(Alert.model_key == model_key)
+    query = where_given(select(Alert), (Alert.status, status), (Alert.kind, kind), (Alert.model_key, model_key))
     if not principal.is_admin:
         query = query.where(Alert.admin_only.is_(False))
     return paginate(session, query, Alert.last_seen_at.desc(), Alert.id.desc(), limit=limit, offset=offset)

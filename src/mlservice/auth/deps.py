@@ -9,24 +9,24 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from mlservice.auth import service
-from mlservice.auth.models import Tier
-from mlservice.auth.service import Principal, TokenRejected
+from mlservice.auth.service import TokenRejected
+from mlservice.auth.tokens import token_rejected
 from mlservice.db import DatabaseBusyError, utcnow
 from mlservice.errors import Forbidden, Unauthorized
-from mlservice.events import service as events
+from mlservice.origin import CLIENT_HEADER, DASHBOARD_CLIENT
+from mlservice.principal import Principal, Tier
 
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "ml_session"
-CLIENT_HEADER = "x-ml-client"
-DASHBOARD_CLIENT = "dashboard"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def bearer_secret(request: Request) -> tuple[str | None, bool]:
-    """The presented secret and whether it came from the session cookie."""
+def bearer_secret(request: HTTPConnection) -> tuple[str | None, bool]:
+    """The presented secret and whether it came from the session cookie (HTTP or WebSocket)."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
@@ -56,9 +56,9 @@ async def authenticate_request(request: Request) -> Principal:
             raise Forbidden(f"cookie-authenticated writes need the header X-ML-Client: {DASHBOARD_CLIENT}")
     app_state = request.app.state
     if app_state.database.is_sqlite:
-        principal = _resolve(app_state, secret, touch=_touch_in_background)
+        principal = principal_from_secret(app_state, secret, touch=_touch_in_background)
     else:  # network round trips: off the event loop (see db_io)
-        principal = await run_in_threadpool(_resolve, app_state, secret)
+        principal = await run_in_threadpool(principal_from_secret, app_state, secret)
     request.state.principal = principal
     return principal
 
@@ -75,7 +75,9 @@ def _touch_in_background(database, token_id: int, now) -> None:  # type: ignore[
     asyncio.get_running_loop().run_in_executor(None, _touch_now, database, token_id, now)
 
 
-def _resolve(app_state, secret: str, *, touch=_touch_now) -> Principal:  # type: ignore[no-untyped-def]
+def principal_from_secret(app_state, secret: str, *, touch=_touch_now) -> Principal:  # type: ignore[no-untyped-def]
+    """Who presents ``secret`` (the system token, or a usable session or API token); a rejected
+    secret is flagged in the event log and answers 401. For HTTP requests and WebSockets."""
     settings = app_state.settings
     database = app_state.database
     now = utcnow()
@@ -91,7 +93,7 @@ def _resolve(app_state, secret: str, *, touch=_touch_now) -> Principal:  # type:
                 )
         resolved = service.resolve_secret(database, secret, now)
     except TokenRejected as rejected:
-        events.token_rejected(secret, rejected.reason)
+        token_rejected(secret, rejected.reason, rejected.owner)
         raise Unauthorized(f"invalid token: {rejected.reason}", code="invalid_token") from None
     principal = resolved.principal
     if service.needs_touch(resolved.last_used_at, now):

@@ -7,19 +7,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mlservice.db import Base, UTCDateTime, utcnow
-
-
-class Tier(str, enum.Enum):
-    user = "user"
-    admin = "admin"
-    system_admin = "system_admin"
-
-    @property
-    def rank(self) -> int:
-        return TIER_RANK[self]
-
-
-TIER_RANK = {Tier.user: 0, Tier.admin: 1, Tier.system_admin: 2}
+from mlservice.principal import Tier
 
 
 class TokenKind(str, enum.Enum):

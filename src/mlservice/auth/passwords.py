@@ -1,4 +1,4 @@
-"""Argon2id password hashing (the seed's unsalted SHA-256 was far too weak)."""
+"""Argon2id password hashing (0.11.2's unsalted SHA-256 was far too weak)."""
 
 from __future__ import annotations
 

@@ -1,16 +1,14 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Response, status
 
 from mlservice.auth import service
 from mlservice.auth.deps import SESSION_COOKIE, AdminPrincipal, CurrentPrincipal
+from mlservice.auth.lockout import LoginAttempt, LoginGuardDep
 from mlservice.auth.models import AuthToken, User
 from mlservice.auth.schemas import (
     LoginRequest,
     LoginResponse,
-    Page,
     PasswordChange,
     PasswordConfirmation,
     RegisterRequest,
@@ -23,10 +21,11 @@ from mlservice.auth.schemas import (
     UserRead,
     UserUpdate,
 )
-from mlservice.auth.service import Principal
-from mlservice.db import SessionDep, utcnow
+from mlservice.db import DatabaseDep, SessionDep, utcnow
+from mlservice.db.pagination import Page, PageDep
 from mlservice.errors import error_responses
-from mlservice.events.service import LoginAttempt, emit
+from mlservice.events import emit
+from mlservice.principal import Principal
 from mlservice.settings import SettingsDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -34,10 +33,6 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 SIGNED_IN = error_responses(401, 422)
 # Admin-only routes and writes (a cookie-authenticated write without X-ML-Client is refused).
 GUARDED = error_responses(401, 403, 422)
-
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
-
 
 def _token_read(token: AuthToken) -> TokenRead:
     return TokenRead(
@@ -60,10 +55,12 @@ def register(body: RegisterRequest, session: SessionDep, settings: SettingsDep) 
 
 
 @router.post("/login", response_model=LoginResponse, responses=error_responses(400, 401, 403, 422, 429))
-def login(body: LoginRequest, request: Request, response: Response, settings: SettingsDep) -> LoginResponse:
+def login(
+    body: LoginRequest, response: Response, settings: SettingsDep, database: DatabaseDep, guard: LoginGuardDep
+) -> LoginResponse:
     # No SessionDep: its write transaction would hold SQLite's lock through the password check.
-    with LoginAttempt(request.app.state.events.login_guard, body.username) as attempt:  # 429 when locked
-        secret, token, user = service.login(request.app.state.database, settings, body.username, body.password)
+    with LoginAttempt(guard, body.username) as attempt:  # 429 when locked
+        secret, token, user = service.login(database, settings, body.username, body.password)
     attempt.succeeded(user, token)
     response.set_cookie(
         SESSION_COOKIE,
@@ -144,19 +141,9 @@ def delete_profile(
 
 
 @router.get("/users", response_model=Page[UserRead], responses=GUARDED)
-def list_users(
-    _admin: AdminPrincipal,
-    session: SessionDep,
-    limit: Limit = 50,
-    offset: Offset = 0,
-    include_deleted: bool = False,
-) -> Response:
-    users, total = service.list_users(
-        session, limit=limit, offset=offset, include_deleted=include_deleted
-    )
-    return Page[UserRead](
-        items=[UserRead.model_validate(u) for u in users], total=total, limit=limit, offset=offset
-    ).as_response()
+def list_users(_admin: AdminPrincipal, session: SessionDep, page: PageDep, include_deleted: bool = False) -> Response:
+    users, total = service.list_users(session, limit=page.limit, offset=page.offset, include_deleted=include_deleted)
+    return Page[UserRead].of([UserRead.model_validate(u) for u in users], total, page).as_response()
 
 
 @router.get("/users/{user_id}", response_model=UserRead, responses=GUARDED | error_responses(404))
@@ -212,13 +199,9 @@ def create_token(
 
 
 @router.get("/tokens", response_model=Page[TokenRead], responses=SIGNED_IN)
-def list_tokens(
-    principal: CurrentPrincipal, session: SessionDep, limit: Limit = 50, offset: Offset = 0
-) -> Response:
-    tokens, total = service.list_api_tokens(session, principal, limit=limit, offset=offset)
-    return Page[TokenRead](
-        items=[_token_read(t) for t in tokens], total=total, limit=limit, offset=offset
-    ).as_response()
+def list_tokens(principal: CurrentPrincipal, session: SessionDep, page: PageDep) -> Response:
+    tokens, total = service.list_api_tokens(session, principal, limit=page.limit, offset=page.offset)
+    return Page[TokenRead].of([_token_read(t) for t in tokens], total, page).as_response()
 
 
 @router.post("/tokens/{token_id}/revoke", response_model=TokenRead,

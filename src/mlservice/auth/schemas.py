@@ -1,9 +1,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Literal
 
-from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlservice.auth.passwords import MAX_PASSWORD_LENGTH
@@ -16,21 +15,6 @@ Username = Field(
     description="3-64 characters: letters, digits, and _ . @ -",
 )
 Password = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
-
-ItemT = TypeVar("ItemT")
-
-
-class Page(BaseModel, Generic[ItemT]):
-    items: list[ItemT]
-    total: int
-    limit: int
-    offset: int
-
-    def as_response(self) -> Response:
-        """Serialized in the (sync) endpoint's own worker thread. Returned as a model, it would
-        be validated and serialized again in a second hop to the thread pool."""
-        return Response(self.model_dump_json(), media_type="application/json")
-
 
 class UserRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)

@@ -5,40 +5,22 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from mlservice.auth import passwords
-from mlservice.auth.models import AuthToken, Tier, TokenKind, User
+from mlservice.auth.models import AuthToken, TokenKind, User
 from mlservice.auth.schemas import UserCreate, UserUpdate
 from mlservice.auth.tokens import hash_secret, new_secret
 from mlservice.db import Database, utcnow
 from mlservice.db.pagination import paginate
 from mlservice.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from mlservice.principal import Principal, Tier
 from mlservice.settings import Settings
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a snapshot taken when the request was authenticated.
-
-    It carries the rest of the caller's account as read with the token, so that
-    ``GET /auth/user-info`` answers from the one lookup every request makes anyway."""
-
-    user_id: int
-    username: str
-    tier: Tier
-    auth_kind: str  # "session" | "api" | "system"
-    token_id: int | None = None
-    created_at: datetime | None = None
-    last_login_at: datetime | None = None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.tier.rank >= Tier.admin.rank
 
 
 def _live_users():  # type: ignore[no-untyped-def]
@@ -145,11 +127,13 @@ def login(database: Database, settings: Settings, username: str, password: str) 
 
 
 class TokenRejected(Exception):
-    """A bearer secret that is unknown, expired, revoked, or belongs to an inactive user."""
+    """A bearer secret that is unknown, expired, revoked, or belongs to an inactive user.
+    ``owner``: the token's id and kind and its user's id and name, when the token exists."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, owner: dict[str, Any] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.owner = owner
 
 
 _TOKEN_LOOKUP = (
@@ -175,12 +159,13 @@ def resolve_secret(database: Database, secret: str, now: datetime) -> ResolvedTo
         raise TokenRejected("unknown token")
     (token_id, kind, expires_at, revoked_at, last_used_at,
      user_id, username, tier, is_active, deleted_at, created_at, last_login_at) = row
+    owner = {"token_id": token_id, "auth_kind": kind, "user_id": user_id, "username": username}
     if revoked_at is not None:
-        raise TokenRejected("token has been revoked")
+        raise TokenRejected("token has been revoked", owner)
     if expires_at <= now:
-        raise TokenRejected("token has expired")
+        raise TokenRejected("token has expired", owner)
     if deleted_at is not None or not is_active:
-        raise TokenRejected("account is deactivated")
+        raise TokenRejected("account is deactivated", owner)
     principal = Principal(user_id, username, Tier(tier), kind, token_id, created_at, last_login_at)
     return ResolvedToken(principal, last_used_at)
 
@@ -208,6 +193,24 @@ def touch_token(session: Session, token_id: int, now: datetime) -> None:
 
 def needs_touch(last_used_at: datetime | None, now: datetime) -> bool:
     return last_used_at is None or last_used_at < now - LAST_USED_RESOLUTION
+
+
+def usable_token_tiers(database: Database, token_ids: list[int], now: datetime) -> dict[int, str]:
+    """Of these tokens, the ones still usable (not revoked or expired, user active), each with
+    its user's current tier: one query per 500 ids, for re-validating long-lived connections."""
+    usable: dict[int, str] = {}
+    with database.engine.connect() as connection:
+        for start in range(0, len(token_ids), 500):
+            rows = connection.execute(
+                select(AuthToken.id, User.tier)
+                .join(User, AuthToken.user_id == User.id)
+                .where(
+                    AuthToken.id.in_(token_ids[start:start + 500]), AuthToken.revoked_at.is_(None),
+                    AuthToken.expires_at > now, User.is_active.is_(True), User.deleted_at.is_(None),
+                )
+            )
+            usable.update({token_id: tier for token_id, tier in rows})
+    return usable
 
 
 def revoke_user_tokens(

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mlservice.auth import models as _users  # noqa: F401 - datasets.user_id names the users table
 from mlservice.db import Base, UTCDateTime, utcnow
 from mlservice.db.types import JSONDoc
 

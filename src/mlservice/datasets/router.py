@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
 from mlservice.artifacts import ArtifactsDep
 from mlservice.auth.deps import CurrentPrincipal
-from mlservice.auth.schemas import Page
 from mlservice.datasets import service
 from mlservice.datasets.schemas import DatasetDetail, DatasetRead
 from mlservice.db import SessionDep
+from mlservice.db.pagination import Page, PageDep
 from mlservice.errors import error_responses
 from mlservice.settings import SettingsDep
 
@@ -35,16 +35,9 @@ def upload_dataset(
 
 
 @router.get("", response_model=Page[DatasetRead])
-def list_datasets(
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> Response:
-    rows, total = service.list_datasets(session, principal, limit=limit, offset=offset)
-    return Page[DatasetRead](
-        items=[DatasetRead.model_validate(d) for d in rows], total=total, limit=limit, offset=offset
-    ).as_response()
+def list_datasets(principal: CurrentPrincipal, session: SessionDep, page: PageDep) -> Response:
+    rows, total = service.list_datasets(session, principal, limit=page.limit, offset=page.offset)
+    return Page[DatasetRead].of([DatasetRead.model_validate(d) for d in rows], total, page).as_response()
 
 
 @router.get("/{dataset_id}", response_model=DatasetDetail, responses=error_responses(404))

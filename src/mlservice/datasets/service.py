@@ -12,11 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mlservice.artifacts import ArtifactStore, remove_stale
-from mlservice.auth.service import Principal
 from mlservice.datasets.models import Dataset
-from mlservice.db.pagination import paginate
-from mlservice.errors import NotFound, Unprocessable
+from mlservice.db.pagination import owned_or_404, paginate, visible_to
+from mlservice.errors import Unprocessable
 from mlservice.ml import ReadLimits, infer_schema, read_records, read_table
+from mlservice.principal import Principal
 from mlservice.settings import Settings
 
 PREVIEW_ROWS = 20
@@ -28,14 +28,27 @@ def read_limits(settings: Settings) -> ReadLimits:
     return ReadLimits(max_bytes=settings.max_body_bytes, max_table_bytes=settings.max_table_bytes)
 
 
+# The columns' lengths (datasets.name, datasets.filename): PostgreSQL refuses longer values.
+MAX_NAME = 200
+MAX_FILENAME = 255
+
+
 def safe_filename(filename: str | None) -> str | None:
     """Only the last path component, without control characters (NUL among them); never used
     to build a path on disk."""
     if not filename:
         return None
-    name = Path(filename.replace("\\", "/")).name
-    name = "".join(ch for ch in name if ch.isprintable())[:255]
-    return name if name.strip(". ") else None
+    name = "".join(ch for ch in Path(filename.replace("\\", "/")).name if ch.isprintable())
+    return fit(name, MAX_FILENAME) if name.strip(". ") else None
+
+
+def fit(name: str, limit: int) -> str:
+    """``name`` cut to ``limit`` characters, keeping its suffix (the format is read from it)."""
+    if len(name) <= limit:
+        return name
+    suffix = Path(name).suffix
+    suffix = suffix if len(suffix) < limit // 2 else ""
+    return name[: limit - len(suffix)] + suffix
 
 
 def describe_columns(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -98,7 +111,7 @@ def ingest_bytes(
     frame = read_table(data, format=fmt, filename=filename, limits=limits)
     return store_frame(
         session, artifacts, principal, frame,
-        name=name or filename or "upload", filename=filename, fmt=fmt or "sniffed",
+        name=name or fit(filename or "upload", MAX_NAME), filename=filename, fmt=fmt or "sniffed",
     )
 
 
@@ -116,18 +129,13 @@ def ingest_records(
 
 
 def visible_dataset(session: Session, principal: Principal, dataset_id: str) -> Dataset:
-    dataset = session.get(Dataset, dataset_id)
-    if dataset is None or (not principal.is_admin and dataset.user_id != principal.user_id):
-        raise NotFound(f"dataset {dataset_id} does not exist")
-    return dataset
+    return owned_or_404(session.get(Dataset, dataset_id), principal, f"dataset {dataset_id}")
 
 
 def list_datasets(
     session: Session, principal: Principal, *, limit: int, offset: int
 ) -> tuple[list[Dataset], int]:
-    query = select(Dataset)
-    if not principal.is_admin:
-        query = query.where(Dataset.user_id == principal.user_id)
+    query = visible_to(select(Dataset), Dataset.user_id, principal)
     return paginate(session, query, Dataset.created_at.desc(), limit=limit, offset=offset)
 
 

@@ -2,12 +2,13 @@
 
 from mlservice.db.base import Base, UTCDateTime, utcnow
 from mlservice.db.engine import Database, DatabaseBusyError
-from mlservice.db.session import SessionDep, db_io, get_session
+from mlservice.db.session import DatabaseDep, SessionDep, db_io, get_session
 
 __all__ = [
     "Base",
     "Database",
     "DatabaseBusyError",
+    "DatabaseDep",
     "SessionDep",
     "UTCDateTime",
     "db_io",

@@ -13,14 +13,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from mlservice.errors import DatabaseBusyError
+
 log = logging.getLogger(__name__)
 
 WRITE_OPTION = "mlservice_write"
 LOCK_RETRIES = 5
-
-
-class DatabaseBusyError(Exception):
-    """The database stayed locked through every retry; the caller may try again later."""
 
 
 def is_lock_error(error: BaseException) -> bool:
@@ -69,7 +67,7 @@ class Database:
     SQLite (the embedded default) runs in WAL mode with foreign keys on. A transaction that will
     write starts with ``BEGIN IMMEDIATE``: it waits for the write lock up front (busy timeout,
     then retries with exponential backoff) instead of failing half-way when a read transaction
-    tries to upgrade — the "database is locked" errors the seed product suffered from.
+    tries to upgrade — the "database is locked" errors 0.11.2 suffered from.
     """
 
     def __init__(self, url: str, *, timeout: float = 60.0, pool_size: int = 10) -> None:

@@ -68,3 +68,10 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 # runs the exit code after sending, so a fast client could use what it was just told about
 # (a login token, a revoked token) before the commit.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+async def get_database(request: Request) -> Database:
+    return request.app.state.database
+
+
+DatabaseDep = Annotated["Database", Depends(get_database)]

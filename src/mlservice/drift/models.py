@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Date, Float, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mlservice.db import Base, UTCDateTime, utcnow
@@ -40,21 +40,4 @@ class DailyCheckRun(Base):
     model_key: Mapped[str] = mapped_column(String(100))
     run_date: Mapped[date] = mapped_column(Date)
     job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class PredictionFeedback(Base):
-    """A true label sent back for one predicted row (from an async prediction job)."""
-
-    __tablename__ = "prediction_feedback"
-    __table_args__ = (UniqueConstraint("job_id", "row_index", name="uq_prediction_feedback_job_row"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    model_key: Mapped[str] = mapped_column(String(100), index=True)
-    version: Mapped[str] = mapped_column(String(32))
-    row_index: Mapped[int] = mapped_column(Integer)
-    label: Mapped[str] = mapped_column(String(200))
-    predicted: Mapped[str] = mapped_column(String(200))
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

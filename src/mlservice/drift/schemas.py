@@ -41,20 +41,3 @@ class ReportRead(ReportSummary):
     drifted_features: list[str]
     realised_accuracy: dict[str, Any] | None
     thresholds: dict[str, Any]
-
-
-class FeedbackItem(BaseModel):
-    row: int = Field(ge=0)
-    label: str | int | float | bool
-
-
-class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    labels: list[FeedbackItem] = Field(min_length=1, max_length=1_000_000)
-
-
-class FeedbackRead(BaseModel):
-    job_id: str
-    labelled_rows: int
-    realised_accuracy: float | None

@@ -1,30 +1,28 @@
-"""Drift monitoring: starting checks (manual and daily), reports, feedback labels, retraining."""
+"""Drift monitoring: starting checks (manual and daily), and their reports."""
 
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pyarrow.parquet as pq
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mlservice.artifacts import ArtifactStore
-from mlservice.auth.service import Principal
 from mlservice.datasets import service as datasets
 from mlservice.db import Database, utcnow
-from mlservice.db.pagination import paginate
-from mlservice.drift.models import DailyCheckRun, DriftReport, PredictionFeedback
-from mlservice.errors import Conflict, NotFound, Unprocessable
-from mlservice.jobs.models import Job, JobStatus, JobType
+from mlservice.db.pagination import paginate, where_given, within
+from mlservice.drift.models import DailyCheckRun, DriftReport
+from mlservice.errors import NotFound, Unprocessable
+from mlservice.jobs.models import Job, JobType
 from mlservice.jobs.queue import JobQueue
-from mlservice.jobs.service import new_job, visible_job
+from mlservice.jobs.service import new_job
 from mlservice.ml import ReadLimits, read_records
 from mlservice.origin import SYSTEM_ORIGIN, Origin
-from mlservice.predictions.service import results_path
+from mlservice.principal import Principal
 from mlservice.registry import service as registry
 from mlservice.registry.models import RegisteredModel
 from mlservice.settings import Settings
@@ -134,17 +132,9 @@ def list_reports(
     limit: int,
     offset: int,
 ) -> tuple[list[DriftReport], int]:
-    query = select(DriftReport)
-    if model_key:
-        query = query.where(DriftReport.model_key == model_key)
-    if verdict:
-        query = query.where(DriftReport.verdict == verdict)
-    if trigger:
-        query = query.where(DriftReport.trigger == trigger)
-    if created_after:
-        query = query.where(DriftReport.created_at >= created_after)
-    if created_before:
-        query = query.where(DriftReport.created_at < created_before)
+    query = where_given(select(DriftReport), (DriftReport.model_key, model_key), (DriftReport.verdict, verdict),
+                        (DriftReport.trigger, trigger))
+    query = within(query, DriftReport.created_at, created_after, created_before)
     return paginate(session, query, DriftReport.created_at.desc(), DriftReport.id.desc(), limit=limit, offset=offset)
 
 
@@ -153,86 +143,3 @@ def get_report(session: Session, report_id: int) -> DriftReport:
     if report is None:
         raise NotFound(f"drift report {report_id} does not exist")
     return report
-
-
-# Feedback ----------------------------------------------------------------------------------
-
-
-def add_feedback(
-    session: Session, artifacts: ArtifactStore, principal: Principal, job_id: str, labels: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """True labels for rows of a completed prediction job: ``[{"row": i, "label": "..."}]``."""
-    job = visible_job(session, principal, job_id)
-    if job.type != JobType.predict.value:
-        raise NotFound(f"job {job_id} is not a predict job")
-    if job.status != JobStatus.completed.value:
-        raise Conflict(f"job {job_id} is {job.status}; feedback needs a completed prediction", code="job_not_completed")
-    predictions = pq.read_table(artifacts.path(results_path(job.id)), columns=["prediction"]).column(0).to_pylist()
-    bad = [item["row"] for item in labels if not 0 <= item["row"] < len(predictions)]
-    if bad:
-        raise Unprocessable(f"row(s) {bad[:10]} are outside 0…{len(predictions) - 1}", code="bad_row")
-    existing = {
-        f.row_index: f for f in session.scalars(
-            select(PredictionFeedback).where(PredictionFeedback.job_id == job.id)
-        )
-    }
-    for item in labels:
-        row, label = item["row"], str(item["label"])
-        if row in existing:
-            existing[row].label = label
-        else:
-            session.add(PredictionFeedback(
-                job_id=job.id, model_key=job.model_key or "", version=job.model_version or "",
-                row_index=row, label=label, predicted=str(predictions[row]), user_id=principal.user_id,
-            ))
-    session.flush()
-    stored = session.scalars(select(PredictionFeedback).where(PredictionFeedback.job_id == job.id)).all()
-    correct = sum(f.label == f.predicted for f in stored)
-    return {"job_id": job.id, "labelled_rows": len(stored), "realised_accuracy": correct / len(stored) if stored else None}
-
-
-def realised_accuracy(session: Session, model_key: str, since: datetime | None, until: datetime | None) -> dict[str, Any] | None:
-    query = select(PredictionFeedback).where(PredictionFeedback.model_key == model_key)
-    if since:
-        query = query.where(PredictionFeedback.created_at >= since)
-    if until:
-        query = query.where(PredictionFeedback.created_at < until)
-    rows = session.scalars(query).all()
-    if not rows:
-        return None
-    return {"labelled_rows": len(rows), "accuracy": sum(r.label == r.predicted for r in rows) / len(rows)}
-
-
-# Retraining --------------------------------------------------------------------------------
-
-
-def retrain_blocker(session: Session, settings: Settings, model_key: str, now: datetime) -> str | None:
-    """Why a retrain of this model may not start now (one at a time, then a cool-down)."""
-    active = session.scalar(select(func.count()).select_from(Job).where(
-        Job.model_key == model_key, Job.type == JobType.retrain.value,
-        Job.status.in_((JobStatus.queued.value, JobStatus.running.value)),
-    ))
-    if active:
-        return "a retrain of this model is already queued or running"
-    last = session.scalar(select(func.max(Job.created_at)).where(
-        Job.model_key == model_key, Job.type == JobType.retrain.value,
-    ))
-    if last is not None and now - last < timedelta(hours=settings.retrain_cooldown_hours):
-        return f"the last retrain started less than {settings.retrain_cooldown_hours} h ago (ML_RETRAIN_COOLDOWN_HOURS)"
-    return None
-
-
-def start_retrain(
-    session: Session, settings: Settings, principal: Principal | None, origin: Origin, model_key: str,
-    *, report_id: int | None = None, ignore_cooldown: bool = False,
-) -> Job:
-    champion = registry.get_version(session, model_key, None)
-    blocker = retrain_blocker(session, settings, model_key, utcnow())
-    if blocker and (not ignore_cooldown or "already" in blocker):
-        raise Conflict(f"cannot retrain {model_key!r} now: {blocker}", code="retrain_blocked")
-    return new_job(session, JobType.retrain, principal, origin, model_key=model_key, model_version=champion.version,
-                   params={"champion": champion.version, "report_id": report_id})
-
-
-def check_time_label(value: time) -> str:
-    return value.strftime("%H:%M")

@@ -3,21 +3,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from mlservice.auth.deps import CurrentPrincipal
-from mlservice.auth.schemas import Page
 from mlservice.db import SessionDep
+from mlservice.db.pagination import Page, PageDep, PageParams
 from mlservice.errors import error_responses
-from mlservice.events import service
+from mlservice.events import queries
 from mlservice.events.schemas import EventDetail, EventRead
+from mlservice.events.writer import EventLogDep
 
 router = APIRouter(prefix="/events", tags=["events"], responses=error_responses(401, 422))
 
 
-def flushed(request: Request) -> None:
+def flushed(log: EventLogDep) -> None:
     """Read-your-writes: events queued by earlier requests are written before we read."""
-    request.app.state.events.flush()
+    log.flush()
 
 
 Flushed = Depends(flushed)
@@ -34,50 +35,39 @@ async def filters(  # async: pure parsing, not worth a hop to the thread pool
     suspicious: bool | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> service.EventFilters:
-    return service.EventFilters(
+) -> queries.EventFilters:
+    return queries.EventFilters(
         type=type, source=source, user_id=user_id, username=username, client_ip=ip,
         model_key=model_key, job_id=job_id, suspicious=suspicious, since=since, until=until,
     )
 
 
-Filters = Annotated[service.EventFilters, Depends(filters)]
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+Filters = Annotated[queries.EventFilters, Depends(filters)]
 
 
-def _page(session, principal, found: service.EventFilters, limit: int, offset: int) -> Response:  # type: ignore[no-untyped-def]
-    rows, total = service.list_events(session, principal, found, limit=limit, offset=offset)
-    return Page[EventRead](
-        items=[EventRead(**service.event_dict(row)) for row in rows], total=total, limit=limit, offset=offset
-    ).as_response()
+def _page(session, principal, found: queries.EventFilters, page: PageParams) -> Response:  # type: ignore[no-untyped-def]
+    rows, total = queries.list_events(session, principal, found, limit=page.limit, offset=page.offset)
+    return Page[EventRead].of([EventRead(**queries.event_dict(row)) for row in rows], total, page).as_response()
 
 
 @router.get("", response_model=Page[EventRead], dependencies=[Flushed])
-def list_events(
-    principal: CurrentPrincipal, session: SessionDep, found: Filters, limit: Limit = 50, offset: Offset = 0
-) -> Response:
+def list_events(principal: CurrentPrincipal, session: SessionDep, found: Filters, page: PageDep) -> Response:
     """Admins see every event; other users their own."""
-    return _page(session, principal, found, limit, offset)
+    return _page(session, principal, found, page)
 
 
 @router.get("/suspicious", response_model=Page[EventRead], dependencies=[Flushed])
-def suspicious_events(
-    principal: CurrentPrincipal, session: SessionDep, found: Filters, limit: Limit = 50, offset: Offset = 0
-) -> Response:
+def suspicious_events(principal: CurrentPrincipal, session: SessionDep, found: Filters, page: PageDep) -> Response:
     found.suspicious = True
-    return _page(session, principal, found, limit, offset)
+    return _page(session, principal, found, page)
 
 
 @router.get("/by-ip/{ip}", response_model=Page[EventRead], dependencies=[Flushed])
-def events_by_ip(
-    ip: str, principal: CurrentPrincipal, session: SessionDep, found: Filters,
-    limit: Limit = 50, offset: Offset = 0,
-) -> Response:
+def events_by_ip(ip: str, principal: CurrentPrincipal, session: SessionDep, found: Filters, page: PageDep) -> Response:
     found.client_ip = ip
-    return _page(session, principal, found, limit, offset)
+    return _page(session, principal, found, page)
 
 
 @router.get("/{event_id}", response_model=EventDetail, dependencies=[Flushed], responses=error_responses(404))
 def get_event(event_id: int, principal: CurrentPrincipal, session: SessionDep) -> EventDetail:
-    return EventDetail(**service.event_dict(service.get_event(session, principal, event_id), detail=True))
+    return EventDetail(**queries.event_dict(queries.get_event(session, principal, event_id), detail=True))

@@ -7,7 +7,9 @@ import json
 import subprocess
 import sys
 import threading
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
 
 PROBE = "import json; from mlservice.ml.gpu import gpu_info; print(json.dumps(gpu_info()))"
 UNKNOWN = {"available": None, "name": None, "memory_mb": None, "source": "probing"}
@@ -43,3 +45,10 @@ class GpuProbe:
         """The probe's answer; the first call starts it and answers "probing" meanwhile."""
         self.start()
         return dict(self._result or UNKNOWN)
+
+
+async def get_gpu_probe(request: Request) -> GpuProbe:
+    return request.app.state.gpu_probe
+
+
+GpuProbeDep = Annotated[GpuProbe, Depends(get_gpu_probe)]

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from mlservice import __version__
-from mlservice.db import db_io
-from mlservice.jobs.queue import LocalJobQueue
+from mlservice.db import DatabaseDep, db_io
+from mlservice.health.gpu import GpuProbeDep
+from mlservice.jobs.queue import LocalJobQueue, QueueDep
 
 router = APIRouter(tags=["health"])
 
@@ -50,17 +52,22 @@ async def _queue_health(queue: object) -> QueueHealth:
     return QueueHealth(**values)
 
 
+async def uptime_s(request: Request) -> float:
+    return round(time.monotonic() - request.app.state.started_at, 3)
+
+
 @router.get("/health", response_model=HealthRead)
-async def health(request: Request) -> HealthRead:
+async def health(
+    database: DatabaseDep, queue: QueueDep, gpu: GpuProbeDep, uptime: Annotated[float, Depends(uptime_s)]
+) -> HealthRead:
     # Async, so that load balancers polling it under load cost no thread hops (see db_io).
-    state = request.app.state
-    database_ok = await db_io(state.database, state.database.ping)
-    queue = await _queue_health(state.queue)
+    database_ok = await db_io(database, database.ping)
+    queue_health = await _queue_health(queue)
     return HealthRead(
-        status="ok" if database_ok and queue.ok else "degraded",
+        status="ok" if database_ok and queue_health.ok else "degraded",
         version=__version__,
-        uptime_s=round(time.monotonic() - state.started_at, 3),
-        database=DatabaseHealth(ok=database_ok, backend=state.database.backend),
-        queue=queue,
-        gpu=GpuHealth(**state.gpu_probe.result()),
+        uptime_s=uptime,
+        database=DatabaseHealth(ok=database_ok, backend=database.backend),
+        queue=queue_health,
+        gpu=GpuHealth(**gpu.result()),
     )

@@ -12,8 +12,9 @@ The message carries only the job id; the jobs table stays the truth. Delivery gu
 - a redelivered message (the broker's visibility timeout, a requeue) starts the job only when it
   is queued, or running with a stale heartbeat: duplicates of a live job are dropped.
 
-Routing by job type: train/retrain → ``train`` (the queue a GPU worker takes), predict/quality →
-``predict``, drift → ``drift``, anything else → ``default``.
+Routing by job type: each job kind names its queue (``JobKind.queue``): train/retrain → ``train``
+(the queue a GPU worker takes), predict/quality → ``predict``, drift → ``drift``, anything else →
+``default``.
 """
 
 from __future__ import annotations
@@ -25,18 +26,21 @@ import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from mlservice.jobs.kinds import kind_for
 from mlservice.settings import Settings
 
 log = logging.getLogger(__name__)
 
 QUEUES = ("train", "predict", "drift", "default")
-ROUTES = {"train": "train", "retrain": "train", "predict": "predict", "quality": "predict", "drift": "drift"}
 TASK = "mlservice.run_job"
 HEALTH_CACHE_S = 5.0
 
 
 def queue_for(job_type: str | None) -> str:
-    return ROUTES.get(job_type or "", "default")
+    try:
+        return kind_for(job_type or "").queue
+    except LookupError:
+        return "default"
 
 
 def redacted(url: str) -> str:

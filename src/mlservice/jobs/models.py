@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mlservice.auth import models as _users  # noqa: F401 - jobs.user_id names the users table
 from mlservice.db import Base, UTCDateTime, utcnow
 from mlservice.db.types import JSONDoc
 

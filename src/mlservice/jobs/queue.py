@@ -19,7 +19,10 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from mlservice.jobs import kinds
+from mlservice.jobs.models import Job
 from mlservice.jobs.runner import execute_job, init_worker
+from mlservice.jobs.schemas import JobCreated
 from mlservice.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,7 @@ class LocalJobQueue:
         self.size = pool_size(settings)
         self._executor: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._closed = False
         self.live_endpoint: str | None = None  # the live-updates hub workers forward to
 
     def start(self) -> None:
@@ -89,7 +93,9 @@ class LocalJobQueue:
                     max_workers=self.size,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=init_worker,
-                    initargs=(self.settings, blas_threads(self.settings), self.live_endpoint, os.getpid()),
+                    # Spawned: a fresh interpreter, which knows the job kinds only if given them.
+                    initargs=(self.settings, blas_threads(self.settings), self.live_endpoint, os.getpid(),
+                              kinds.registered()),
                 )
             return self._executor
 
@@ -102,7 +108,9 @@ class LocalJobQueue:
         future.add_done_callback(lambda done: self._after(job_id, done))
 
     def _after(self, job_id: str, future: Future) -> None:
-        if future.cancelled():
+        if future.cancelled() or self._closed:
+            # Shutting down ends the workers on purpose: the job is left as it stands, running or
+            # queued, for the next start's recovery (not failed as a crash, nor a new pool spawned).
             return
         error = future.exception()
         if error is None:
@@ -139,6 +147,7 @@ class LocalJobQueue:
 
     def shutdown(self) -> None:
         with self._lock:
+            self._closed = True
             executor, self._executor = self._executor, None
         if executor is not None:
             _stop(executor)
@@ -151,7 +160,9 @@ async def get_queue(request: Request) -> JobQueue:
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
 
 
-def submit(session: Session, queue: JobQueue, job_id: str) -> None:
-    """Commit first, so the worker that picks the id up finds the job row."""
+def submit(session: Session, queue: JobQueue, job: Job) -> JobCreated:
+    """The end of every endpoint that starts a job: commit first, so the worker that picks the id
+    up finds the job row, then queue it; the caller answers 202 with the id to poll."""
     session.commit()
-    queue.enqueue(job_id)
+    queue.enqueue(job.id)
+    return JobCreated(job_id=job.id)

@@ -7,57 +7,34 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from mlservice.artifacts import ArtifactStore
 from mlservice.db import Database
+from mlservice.jobs import kinds
+from mlservice.jobs.kinds import Handler, JobKind, WorkerContext
 from mlservice.jobs.models import Job
-from mlservice.jobs.service import Cancelled, JobReporter, import_target
+from mlservice.jobs.reporter import Cancelled, JobReporter
 from mlservice.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# Job type → "module:function"; imported on first use so each domain owns its job code.
-HANDLERS = {
-    "train": "mlservice.training.jobs:run_training",
-    "drift": "mlservice.drift.jobs:run_drift_check",
-    "retrain": "mlservice.drift.jobs:run_retrain",
-    "predict": "mlservice.predictions.jobs:run_batch_prediction",
-    "quality": "mlservice.predictions.jobs:run_quality_check",
-}
-
-
-@dataclass
-class JobOutcome:
-    result: dict[str, Any]
-    model_version: str | None = None
-    follow_up: list[str] = field(default_factory=list)  # queued job ids this job created
-
-
-@dataclass
-class WorkerContext:
-    settings: Settings
-    database: Database
-    artifacts: ArtifactStore
-    cache: dict[str, Any] = field(default_factory=dict)
-
-
-Handler = Callable[[WorkerContext, Job, JobReporter], JobOutcome]
 
 _context: WorkerContext | None = None
 
 
 def init_worker(settings: Settings, blas_threads: int | None = None, live_endpoint: str | None = None,
-                parent_pid: int | None = None) -> None:
+                parent_pid: int | None = None, job_kinds: Iterable[JobKind] = ()) -> None:
     """Process initializer: one database engine per worker process, BLAS threads bounded so
     parallel jobs don't oversubscribe the cores, the ML stack imported before the first job.
     ``parent_pid`` is the pid of the process that owns this worker, read by that process
-    itself; the worker exits when it is no longer its parent (None: nothing to watch)."""
+    itself; the worker exits when it is no longer its parent (None: nothing to watch).
+    ``job_kinds``: what the parent registered, for a worker started in a fresh interpreter
+    (a forked one has them already)."""
     global _context
     if parent_pid is not None:
         _die_with_parent(parent_pid)
+    kinds.register(*job_kinds)
     if blas_threads:
         from threadpoolctl import threadpool_limits
 
@@ -107,10 +84,10 @@ def worker_context() -> WorkerContext:
 
 
 def resolve_handler(job_type: str) -> Handler:
-    target = HANDLERS.get(job_type)
-    if target is None:
+    handler = kinds.kind_for(job_type).handler
+    if handler is None:
         raise LookupError(f"no handler for jobs of type {job_type!r}")
-    return import_target(target)
+    return handler
 
 
 def readable_error(exc: BaseException) -> str:
@@ -134,7 +111,7 @@ def _alert_failure(context: WorkerContext, job: Job, error: str) -> None:
             dedup_key=f"job_failed:{job.type}:{job.model_key or '-'}", model_key=job.model_key,
             message=f"{subject} failed: {error}", link={"type": "job", "id": job.id},
         )
-    except Exception:  # noqa: BLE001 - the job's own failure is already recorded
+    except Exception:
         log.exception("could not raise the alert for failed job %s", job.id)
 
 
@@ -172,7 +149,7 @@ def _run(context: WorkerContext, job: Job, reporter: JobReporter) -> Execution:
     except (Cancelled, TrainingCancelled):
         reporter.cancelled()
         return Execution("cancelled")
-    except Exception as exc:  # noqa: BLE001 - every failure ends the job with a reason
+    except Exception as exc:
         if not isinstance(exc, (LookupError,)) and "internal error" in readable_error(exc):
             log.exception("job %s (%s) failed", job_id, job.type)
         reporter.fail(readable_error(exc))

@@ -4,7 +4,7 @@ its commit; the WebSocket hub of every API replica delivers it to the clients al
 The one-line hooks the services call (each a no-op in a process without a publisher)::
 
     live.job_changed(job, "job.stage")            # job row in a session, before its commit
-    live.job_progress(session, job_id, progress, details)
+    live.job_progress(session, job, progress, details)
     live.model_changed(session, "model.promoted", key, version, ...)
     live.alert_changed(alert, "alert.raised")
     live.drift_report_ready(report)
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from mlservice.live import bus, messages
@@ -42,17 +41,12 @@ def job_changed(job: Any, kind: str) -> None:
     _after_commit_of(job, lambda: messages.job_message(kind, job))
 
 
-def job_progress(session: Session, job_id: str, progress: float, details: dict[str, Any] | None = None) -> None:
-    if not bus.active():
-        return
-    from mlservice.jobs.models import Job
-
-    row = session.execute(
-        select(Job.type, Job.user_id, Job.model_key, Job.stage).where(Job.id == job_id)
-    ).first()
-    if row is not None:
+def job_progress(session: Session, job: Any, progress: float, details: dict[str, Any] | None = None) -> None:
+    """``job``: its row, or anything with its ``id``, ``type``, ``user_id``, ``model_key`` and
+    ``stage`` (the jobs domain passes them: live updates never import a domain)."""
+    if bus.active():
         bus.publish_after_commit(session, messages.job_progress_message(
-            job_id, row.type, row.user_id, row.model_key, row.stage, progress, details))
+            job.id, job.type, job.user_id, job.model_key, job.stage, progress, details))
 
 
 def model_changed(session: Session, kind: str, model_key: str, version: str, **fields: Any) -> None:

@@ -10,21 +10,21 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Annotated, Any
 
 import anyio
 import orjson
-from sqlalchemy import select
+from fastapi import Depends
 from starlette.websockets import WebSocket
 
-from mlservice.auth.deps import SESSION_COOKIE, _resolve
-from mlservice.auth.models import AuthToken, Tier, User
-from mlservice.auth.service import Principal
+from mlservice.auth.deps import bearer_secret, principal_from_secret
+from mlservice.auth.service import usable_token_tiers
 from mlservice.db import Database, DatabaseBusyError, utcnow
 from mlservice.errors import AppError
 from mlservice.live import bus
 from mlservice.live.messages import TOPIC, Message, may_see, now_iso
+from mlservice.principal import Principal, Tier
 from mlservice.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -219,17 +219,14 @@ class Hub:
                     await task
 
     async def _authenticate(self, websocket: WebSocket) -> Principal:
-        secret, from_cookie = None, False
-        header = websocket.headers.get("authorization")
-        if header:
-            scheme, _, value = header.partition(" ")
-            if scheme.lower() != "bearer" or not value.strip():
-                raise _Rejected(POLICY_VIOLATION, "Authorization header must be 'Bearer <token>'")
-            secret = value.strip()
-        elif websocket.query_params.get("token"):
-            secret = websocket.query_params["token"]
-        elif websocket.cookies.get(SESSION_COOKIE):
-            secret, from_cookie = websocket.cookies[SESSION_COOKIE], True
+        """The same secrets and checks as HTTP requests (``auth.deps``), plus ``?token=``: a
+        browser cannot set headers on a WebSocket handshake."""
+        try:
+            secret, from_cookie = bearer_secret(websocket)
+        except AppError as error:
+            raise _Rejected(POLICY_VIOLATION, error.message) from None
+        if websocket.query_params.get("token") and (secret is None or from_cookie):
+            secret, from_cookie = websocket.query_params["token"], False
         if secret is None:
             raise _Rejected(POLICY_VIOLATION, "authentication required: a session cookie, ?token= or a Bearer header")
         if from_cookie:
@@ -241,11 +238,11 @@ class Hub:
             if origin and origin not in allowed:
                 raise _Rejected(POLICY_VIOLATION, f"origin {origin} may not use the session cookie")
         try:
-            return await anyio.to_thread.run_sync(_resolve, websocket.app.state, secret)
+            return await anyio.to_thread.run_sync(principal_from_secret, websocket.app.state, secret)
+        except DatabaseBusyError:  # an AppError too: caught first
+            raise _Rejected(TRY_AGAIN_LATER, "database busy; reconnect in a moment") from None
         except AppError as error:
             raise _Rejected(POLICY_VIOLATION, error.message) from None
-        except DatabaseBusyError:
-            raise _Rejected(TRY_AGAIN_LATER, "database busy; reconnect in a moment") from None
 
     async def _send_loop(self, client: Client) -> None:
         websocket = client.websocket
@@ -332,30 +329,13 @@ class Hub:
         if not clients:
             return
         ids = sorted({c.principal.token_id for c in clients})
-        valid = await anyio.to_thread.run_sync(self._valid_tokens, ids)
+        usable = await anyio.to_thread.run_sync(usable_token_tiers, self.database, ids, utcnow())
         for client in clients:
-            tier = valid.get(client.principal.token_id)
+            tier = usable.get(client.principal.token_id)
             if tier is None:
                 client.close(POLICY_VIOLATION, "token revoked or expired")
             elif tier != client.principal.tier.value:
-                p = client.principal
-                client.principal = Principal(p.user_id, p.username, Tier(tier), p.auth_kind, p.token_id)
-
-    def _valid_tokens(self, ids: list[int]) -> dict[int, str]:
-        now = utcnow()
-        valid: dict[int, str] = {}
-        with self.database.engine.connect() as connection:
-            for start in range(0, len(ids), 500):
-                rows = connection.execute(
-                    select(AuthToken.id, User.tier)
-                    .join(User, AuthToken.user_id == User.id)
-                    .where(
-                        AuthToken.id.in_(ids[start:start + 500]), AuthToken.revoked_at.is_(None),
-                        AuthToken.expires_at > now, User.is_active.is_(True), User.deleted_at.is_(None),
-                    )
-                )
-                valid.update({token_id: tier for token_id, tier in rows})
-        return valid
+                client.principal = replace(client.principal, tier=Tier(tier))
 
     # Inbound: local workers and Redis -----------------------------------------------------------
 
@@ -407,3 +387,10 @@ class Hub:
                     await pubsub.aclose()
                 with contextlib.suppress(Exception):
                     await client.aclose()
+
+
+async def get_hub(websocket: WebSocket) -> Hub:
+    return websocket.app.state.live_hub
+
+
+HubDep = Annotated[Hub, Depends(get_hub)]

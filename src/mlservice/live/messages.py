@@ -18,7 +18,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from mlservice.auth.service import Principal
+from mlservice.principal import Principal
 
 Message = dict[str, Any]
 

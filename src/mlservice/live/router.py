@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, WebSocket
 
+from mlservice.live.hub import HubDep
+
 router = APIRouter(tags=["live"])
 
 
 @router.websocket("/ws")
-async def live_updates(websocket: WebSocket) -> None:
-    await websocket.app.state.live_hub.serve(websocket)
+async def live_updates(websocket: WebSocket, hub: HubDep) -> None:
+    await hub.serve(websocket)

@@ -29,10 +29,11 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
+from sklearn.utils.validation import check_is_fitted
 
 from .errors import DataError, MissingColumnsError
 from .io import NA_TOKENS
-from .schema import CATEGORICAL, NUMERIC, TEXT, Schema
+from .schema import Schema
 
 __all__ = ["FeatureConfig", "FeaturePipeline", "category_key", "MISSING", "OTHER"]
 
@@ -331,6 +332,7 @@ class FeaturePipeline(TransformerMixin, BaseEstimator):
         self._n_num = len(self.numeric_columns_)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, "feature_names_out_")
         return np.asarray(self.feature_names_out_, dtype=object)
 
     @property
@@ -353,6 +355,7 @@ class FeaturePipeline(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ transform
     def transform(self, X: pd.DataFrame) -> np.ndarray | sp.csr_matrix:
         """Vectorised path for a DataFrame (extra columns are ignored)."""
+        check_is_fitted(self, "feature_names_out_")
         self.check_columns(X.columns)
         n = len(X)
         num = np.empty((n, self._n_num), dtype=np.float32)
@@ -401,6 +404,7 @@ class FeaturePipeline(TransformerMixin, BaseEstimator):
         """Fast path for a few dicts: no pandas, straight to a dense float32
         matrix equal to :meth:`transform`. Raises :class:`MissingColumnsError`
         naming the feature columns absent from any record."""
+        check_is_fitted(self, "feature_names_out_")
         needed = self.schema.features
         missing: list[str] = []
         for rec in records:

@@ -29,6 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .errors import BackendUnavailable, ConfigError, DataError, TrainingCancelled
 
@@ -218,7 +220,7 @@ def _batch_size(batch_size: int | str, n: int) -> int:
 class AdaptiveMLPClassifier(ClassifierMixin, BaseEstimator):
     """Multi-layer perceptron classifier with a size-adaptive architecture.
 
-    Parameters mirror the seed's settings. The architecture actually used is
+    Parameters mirror 0.11.2's ``ML_*`` settings. The architecture actually used is
     ``hidden_layers_`` = :func:`choose_hidden_layers` (``n_samples``, ...):
     more than ``large_dataset_threshold`` rows get
     ``large_dataset_hidden_layers``; with ``adaptive=True`` small data sets
@@ -324,10 +326,10 @@ class AdaptiveMLPClassifier(ClassifierMixin, BaseEstimator):
         on_epoch: Callable[[EpochInfo], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> AdaptiveMLPClassifier:
-        X = _as_matrix(X)
-        y = np.asarray(y)
-        if X.shape[0] != len(y):
-            raise DataError(f"X has {X.shape[0]} rows but y has {len(y)}", code="bad_shape")
+        # scikit-learn's own validation: finite 2-D numbers, one label per row, a class target;
+        # it records n_features_in_ for predict to check against.
+        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float32)
+        check_classification_targets(y)
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise DataError("y has only one class; a classifier needs at least two",
@@ -359,7 +361,6 @@ class AdaptiveMLPClassifier(ClassifierMixin, BaseEstimator):
         else:
             trainer = _SklearnTrainer(self, layers, len(self.classes_), len(yt))
         self.backend_, self.device_, self.hidden_layers_ = trainer.name, trainer.device, layers
-        self.n_features_in_ = X.shape[1]
         self.loss_curve_: list[float] = []
         self.validation_scores_: list[float] = []
         self.history_: list[dict[str, Any]] = []
@@ -416,12 +417,8 @@ class AdaptiveMLPClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ predict
     def predict_proba(self, X: Any, *, chunk_rows: int = 16384) -> np.ndarray:
-        X = _as_matrix(X)
-        if X.shape[1] != self.n_features_in_:
-            raise DataError(
-                f"X has {X.shape[1]} features; the model expects {self.n_features_in_}",
-                code="bad_shape",
-            )
+        check_is_fitted(self, "coefs_")
+        X = validate_data(self, X, accept_sparse="csr", dtype=np.float32, reset=False)
         if X.shape[0] <= chunk_rows:
             return forward(X, self.coefs_, self.intercepts_, self.activation, self.out_activation_)
         return np.vstack(
@@ -433,7 +430,13 @@ class AdaptiveMLPClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # first: it says when the model is not fitted
+        return self.classes_[proba.argmax(axis=1)]
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # text features arrive as CSR matrices
+        return tags
 
     # ------------------------------------------------------------------ state
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -481,13 +484,3 @@ class AdaptiveMLPClassifier(ClassifierMixin, BaseEstimator):
         self.history_ = []
         return self
 
-
-def _as_matrix(X: Any) -> np.ndarray | sp.csr_matrix:
-    if sp.issparse(X):
-        return sp.csr_matrix(X, dtype=np.float32)
-    if hasattr(X, "to_numpy"):
-        X = X.to_numpy(dtype=np.float32)
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim != 2:
-        raise DataError("X must be a 2-D matrix", code="bad_shape")
-    return X

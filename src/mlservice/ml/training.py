@@ -41,7 +41,8 @@ STAGES = ("validate", "profile", "fit_features", "fit_model", "evaluate")
 
 @dataclass
 class TrainingConfig:
-    """All knobs of :func:`train`; defaults mirror the seed's ``ML_*`` settings."""
+    """All knobs of :func:`train`. The service's ``ML_*`` settings of the same names override
+    these defaults, and a training request may override those (``mlservice.training``)."""
 
     hidden_layer_sizes: tuple[int, ...] = (512, 256, 128)
     large_dataset_hidden_layers: tuple[int, ...] = (1024, 512, 256, 128)

@@ -17,11 +17,17 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import case, func, literal_column, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -243,18 +249,23 @@ router = APIRouter(tags=["health"])
 @router.get("/metrics", include_in_schema=False)
 async def metrics_endpoint(request: Request) -> Response:
     """Prometheus text format. Access: ``Bearer <ML_METRICS_TOKEN>``, or an admin's token."""
-    from mlservice.auth.deps import authenticate_request
-    from mlservice.errors import Forbidden
+    from mlservice.auth.deps import authenticate_request, require_admin
 
     state = request.app.state
     expected = state.settings.metrics_token
     presented = request.headers.get("authorization", "").partition(" ")[2].strip()
     if not (expected is not None and presented
             and hmac.compare_digest(presented.encode(), expected.get_secret_value().encode())):
-        principal = await authenticate_request(request)
-        if not principal.is_admin:
-            raise Forbidden("metrics need ML_METRICS_TOKEN or an admin account")
+        # Not the scrape token: the same admin check as every admin route.
+        await require_admin(await authenticate_request(request))
     from starlette.concurrency import run_in_threadpool
 
     body = await run_in_threadpool(state.metrics.render)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+async def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]

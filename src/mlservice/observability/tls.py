@@ -1,4 +1,4 @@
-"""Self-signed certificates for ``ML_USE_HTTPS`` (``mlservice gen-cert``, the seed's
+"""Self-signed certificates for ``ML_USE_HTTPS`` (``mlservice gen-cert``, 0.11.2's
 ``generate_ssl_cert.sh`` without a shelled-out openssl) and the start-up check of the pair."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Batch prediction and quality-check jobs, run by a worker."""
+"""The predictions domain's job kinds: batch predictions and quality checks, run by a worker."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from mlservice.artifacts import ArtifactStore
 from mlservice.errors import Unprocessable
-from mlservice.jobs.models import Job
-from mlservice.jobs.runner import JobOutcome, WorkerContext
-from mlservice.jobs.service import JobReporter
+from mlservice.jobs.kinds import JobKind, JobOutcome, WorkerContext
+from mlservice.jobs.models import Job, JobType
+from mlservice.jobs.reporter import JobReporter
 from mlservice.ml import MissingColumnsError, evaluate_bundle
 from mlservice.predictions import log as prediction_log
 from mlservice.predictions.service import load_inputs, results_path, served_version
@@ -21,8 +21,13 @@ from mlservice.registry import service as registry
 CHUNK_ROWS = 20_000
 
 
+def model_cache(context: WorkerContext) -> registry.ModelCache:
+    """The worker process's loaded models, shared by every job it runs."""
+    return context.cache.setdefault("models", registry.ModelCache(context.artifacts, capacity=4))
+
+
 def _model_for(context: WorkerContext, job: Job):  # type: ignore[no-untyped-def]
-    cache = context.cache.setdefault("models", registry.ModelCache(context.artifacts, capacity=4))
+    cache = model_cache(context)
     with context.database.session() as session:
         row = registry.get_version(session, job.model_key or "", job.model_version)
         served = served_version(row)
@@ -80,7 +85,7 @@ def run_batch_prediction(context: WorkerContext, job: Job, reporter: JobReporter
 
 
 def discard_logged_rows(_session: Session, artifacts: ArtifactStore, job: Job) -> None:
-    """At recovery (see jobs.service.RECOVERIES): a batch killed after writing its log fails, and
+    """At recovery (see JobKind.recovery): a batch killed after writing its log fails, and
     rows of a failed job must not count towards drift."""
     if job.model_key:
         prediction_log.delete_job_rows(artifacts, job.model_key, job.id)
@@ -103,3 +108,9 @@ def run_quality_check(context: WorkerContext, job: Job, reporter: JobReporter) -
         "metrics": metrics,
         "summary": registry.summary_metrics(metrics),
     })
+
+
+PREDICT = JobKind(JobType.predict, ("load", "predict", "save"), run_batch_prediction,
+                  recovery=discard_logged_rows, queue="predict")
+QUALITY = JobKind(JobType.quality, ("load", "evaluate"), run_quality_check, queue="predict")
+KINDS = (PREDICT, QUALITY)

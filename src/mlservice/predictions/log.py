@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
+from pyarrow import ipc
 
 from mlservice.artifacts import ArtifactStore
 
@@ -428,7 +428,7 @@ class SyncLogWriter:
                 if segment.rows >= SEGMENT_ROWS:
                     self._close_segment(segment)
                     del self._segments[(model_key, version)]
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting requests
+            except BaseException as exc:
                 log.exception("prediction log write failed for %s", model_key)
                 for pending in items:
                     pending.error = exc
@@ -469,5 +469,5 @@ class SyncLogWriter:
                 relative = self.store.relative(segment.path.with_suffix(".parquet"))
                 self.store.write_with(relative, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
             segment.path.unlink(missing_ok=True)
-        except Exception:  # noqa: BLE001 - the stream file stays readable if compaction fails
+        except Exception:
             log.exception("could not compact prediction log segment %s", segment.path)

@@ -8,38 +8,60 @@ from fastapi.responses import StreamingResponse
 
 from mlservice.artifacts import ArtifactsDep
 from mlservice.auth.deps import CurrentPrincipal
-from mlservice.bodies import Upload, documented_body, json_body, json_or_multipart, validate
+from mlservice.bodies import Upload, documented_body, json_body, json_or_multipart
 from mlservice.datasets.service import read_limits
 from mlservice.db import SessionDep
-from mlservice.errors import Unprocessable, error_responses
+from mlservice.errors import error_responses
 from mlservice.jobs.models import JobType
 from mlservice.jobs.queue import QueueDep, submit
 from mlservice.jobs.schemas import JobCreated
+from mlservice.observability.metrics import MetricsDep
 from mlservice.origin import request_origin
 from mlservice.predictions import service
+from mlservice.predictions.deps import PredictionLogDep, VersionResolverDep
+from mlservice.predictions.feedback import add_feedback
 from mlservice.predictions.schemas import (
+    BatchRequest,
     ExportFormat,
+    FeedbackRead,
+    FeedbackRequest,
     PredictJobRead,
     PredictRequest,
     QualityRequest,
     SyncPredictRequest,
     SyncPredictResponse,
 )
+from mlservice.principal import Principal
+from mlservice.registry.service import ModelCacheDep
 from mlservice.settings import SettingsDep
 
 router = APIRouter(tags=["predictions"], responses=error_responses(401, 422))
 # A batch job over records, a dataset or an upload; limited per caller like training.
 BATCH_ERRORS = error_responses(400, 403, 404, 409, 413, 415, 429)
 
-# Endpoints declare it after the principal: dependencies run in order, so an anonymous
+# Endpoints declare them after the principal: dependencies run in order, so an anonymous
 # caller gets 401 before its upload is read or its body judged.
-Body = Annotated[tuple[dict, Upload | None], Depends(json_or_multipart)]
+PredictBody = Annotated[tuple[PredictRequest, Upload | None], Depends(json_or_multipart(PredictRequest))]
+QualityBody = Annotated[tuple[QualityRequest, Upload | None], Depends(json_or_multipart(QualityRequest))]
 SyncBody = Annotated[SyncPredictRequest, Depends(json_body(SyncPredictRequest))]
 
 
-def _sources(records, dataset_id, upload) -> None:  # type: ignore[no-untyped-def]
-    if (records is not None) + (dataset_id is not None) + (upload is not None) != 1:
-        raise Unprocessable("give exactly one of 'data' (records), 'dataset_id' or a file", code="data_source")
+class BatchStart:
+    """What both batch endpoints need to start their job, after the principal and the body."""
+
+    def __init__(self, request: Request, session: SessionDep, artifacts: ArtifactsDep, settings: SettingsDep,
+                 queue: QueueDep) -> None:
+        self.request, self.session, self.artifacts, self.settings, self.queue = request, session, artifacts, settings, queue
+
+    def __call__(self, principal: Principal, job_type: JobType, body: tuple[BatchRequest, Upload | None]) -> JobCreated:
+        data, upload = body
+        return submit(self.session, self.queue, service.start_batch(
+            self.session, self.artifacts, principal, request_origin(self.request), job_type, data,
+            upload=upload, limits=read_limits(self.settings),
+        ))
+
+
+StartBatch = Annotated[BatchStart, Depends()]
 
 
 @router.post(
@@ -47,27 +69,10 @@ def _sources(records, dataset_id, upload) -> None:  # type: ignore[no-untyped-de
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobCreated,
     responses=BATCH_ERRORS,
-    openapi_extra=documented_body(PredictRequest, {"model_key": "model key", "version": "optional version"}),
+    openapi_extra=documented_body(PredictRequest, upload=True),
 )
-def predict_async(
-    principal: CurrentPrincipal,
-    body: Body,
-    request: Request,
-    session: SessionDep,
-    artifacts: ArtifactsDep,
-    settings: SettingsDep,
-    queue: QueueDep,
-) -> JobCreated:
-    payload, upload = body
-    data = validate(PredictRequest, payload)
-    _sources(data.data, data.dataset_id, upload)
-    job = service.start_batch(
-        session, artifacts, principal, request_origin(request), job_type=JobType.predict,
-        model_key=data.model_key, version=data.version, records=data.data, dataset_id=data.dataset_id,
-        upload=upload, limits=read_limits(settings),
-    )
-    submit(session, queue, job.id)
-    return JobCreated(job_id=job.id)
+def predict_async(principal: CurrentPrincipal, body: PredictBody, start: StartBatch) -> JobCreated:
+    return start(principal, JobType.predict, body)
 
 
 @router.get("/predict/{job_id}", response_model=PredictJobRead, responses=error_responses(404))
@@ -96,7 +101,7 @@ def export_predictions(
     principal: CurrentPrincipal,
     session: SessionDep,
     artifacts: ArtifactsDep,
-    format: ExportFormat = "json",  # noqa: A002 - the query parameter users type
+    format: ExportFormat = "json",
 ) -> StreamingResponse:
     stream, media_type, filename = service.export_rows(session, artifacts, principal, job_id, format)
     return StreamingResponse(
@@ -109,17 +114,18 @@ def export_predictions(
              openapi_extra=documented_body(SyncPredictRequest))
 async def predict_sync(
     model_key: str,
-    request: Request,
     principal: CurrentPrincipal,
     body: SyncBody,  # after the principal: anonymous callers get 401, whatever they sent
     settings: SettingsDep,
+    models: ModelCacheDep,
+    versions: VersionResolverDep,
+    prediction_log: PredictionLogDep,
+    metrics: MetricsDep,
 ) -> Response:
-    state = request.app.state
     answer = await service.predict_sync(
-        state.model_cache, state.version_resolver, state.prediction_log, principal,
-        model_key, body.version, body.data, settings.sync_predict_max_rows,
+        models, versions, prediction_log, principal, model_key, body.version, body.data, settings.sync_predict_max_rows,
     )
-    state.metrics.count_sync_predictions(model_key, len(answer["results"]))
+    metrics.count_sync_predictions(model_key, len(answer["results"]))
     return Response(orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 
@@ -128,24 +134,15 @@ async def predict_sync(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobCreated,
     responses=BATCH_ERRORS,
-    openapi_extra=documented_body(QualityRequest, {"model_key": "model key", "target": "label column", "version": "optional"}),
+    openapi_extra=documented_body(QualityRequest, upload=True),
 )
-def quality_check(
-    principal: CurrentPrincipal,
-    body: Body,
-    request: Request,
-    session: SessionDep,
-    artifacts: ArtifactsDep,
-    settings: SettingsDep,
-    queue: QueueDep,
-) -> JobCreated:
-    payload, upload = body
-    data = validate(QualityRequest, payload)
-    _sources(data.data, data.dataset_id, upload)
-    job = service.start_batch(
-        session, artifacts, principal, request_origin(request), job_type=JobType.quality,
-        model_key=data.model_key, version=data.version, records=data.data, dataset_id=data.dataset_id,
-        upload=upload, limits=read_limits(settings), extra_params={"target": data.target},
-    )
-    submit(session, queue, job.id)
-    return JobCreated(job_id=job.id)
+def quality_check(principal: CurrentPrincipal, body: QualityBody, start: StartBatch) -> JobCreated:
+    return start(principal, JobType.quality, body)
+
+
+@router.post("/predict/{job_id}/feedback", response_model=FeedbackRead, responses=error_responses(400, 403, 404, 409))
+def feedback(
+    job_id: str, body: FeedbackRequest, principal: CurrentPrincipal, session: SessionDep, artifacts: ArtifactsDep
+) -> FeedbackRead:
+    labels = [{"row": item.row, "label": item.label} for item in body.labels]
+    return FeedbackRead(**add_feedback(session, artifacts, principal, job_id, labels))

@@ -5,8 +5,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class PredictRequest(BaseModel):
-    """Seed shape: {"model_key", "version"?, "data": [{...}]} — or a dataset instead of data."""
+class BatchRequest(BaseModel):
+    """What every batch job over a model takes: {"model_key", "version"?, "data": [{...}]} (the
+    0.11.2 shape), or a dataset instead of the data."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -16,6 +17,10 @@ class PredictRequest(BaseModel):
     dataset_id: str | None = None
 
 
+class PredictRequest(BatchRequest):
+    """A batch prediction: a job whose results are read page by page or exported."""
+
+
 class SyncPredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -23,14 +28,10 @@ class SyncPredictRequest(BaseModel):
     data: list[dict[str, Any]] = Field(description="records to predict")
 
 
-class QualityRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class QualityRequest(BatchRequest):
+    """A quality check: the model's metrics on rows whose true class is in ``target``."""
 
-    model_key: str = Field(min_length=1, max_length=100)
-    version: str | None = Field(None, max_length=32)
-    target: str = Field(min_length=1, max_length=200)
-    data: list[dict[str, Any]] | None = None
-    dataset_id: str | None = None
+    target: str = Field(min_length=1, max_length=200, description="the label column")
 
 
 class RowResult(BaseModel):
@@ -59,3 +60,20 @@ class PredictJobRead(BaseModel):
 
 
 ExportFormat = Literal["json", "csv"]
+
+
+class FeedbackItem(BaseModel):
+    row: int = Field(ge=0)
+    label: str | int | float | bool
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    labels: list[FeedbackItem] = Field(min_length=1, max_length=1_000_000)
+
+
+class FeedbackRead(BaseModel):
+    job_id: str
+    labelled_rows: int
+    realised_accuracy: float | None

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from mlservice.artifacts import ArtifactStore
-from mlservice.auth.service import Principal
 from mlservice.datasets import service as datasets
 from mlservice.datasets.models import Dataset
 from mlservice.db import Database
@@ -29,6 +28,8 @@ from mlservice.jobs.service import new_job, visible_job
 from mlservice.ml import MissingColumnsError, ReadLimits, read_records, read_table
 from mlservice.origin import Origin
 from mlservice.predictions import log as prediction_log
+from mlservice.predictions.schemas import BatchRequest
+from mlservice.principal import Principal
 from mlservice.registry import service as registry
 from mlservice.registry.models import ModelVersion
 
@@ -149,19 +150,19 @@ def start_batch(
     artifacts: ArtifactStore,
     principal: Principal,
     origin: Origin,
-    *,
     job_type: JobType,
-    model_key: str,
-    version: str | None,
-    records: list[dict[str, Any]] | None,
-    dataset_id: str | None,
+    request: BatchRequest,
+    *,
     upload: tuple[bytes, str | None] | None,
     limits: ReadLimits,
-    extra_params: dict[str, Any] | None = None,
 ) -> Job:
-    """Resolve the version now (so the job is reproducible), store the input, record the job."""
-    row = registry.get_version(session, model_key, version)
-    params: dict[str, Any] = dict(extra_params or {})
+    """Resolve the version now (so the job is reproducible), store the input, record the job.
+    The request's own fields (a quality check's ``target``) become the job's parameters."""
+    records, dataset_id = request.data, request.dataset_id
+    if (records is not None) + (dataset_id is not None) + (upload is not None) != 1:
+        raise Unprocessable("give exactly one of 'data' (records), 'dataset_id' or a file", code="data_source")
+    row = registry.get_version(session, request.model_key, request.version)
+    params: dict[str, Any] = request.model_dump(exclude=set(BatchRequest.model_fields))
     frame: pd.DataFrame | None = None
     if dataset_id is not None:
         params["dataset_id"] = datasets.visible_dataset(session, principal, dataset_id).id
@@ -174,7 +175,8 @@ def start_batch(
         raise Unprocessable("give 'data' (a non-empty list of records), 'dataset_id' or a file", code="empty_data")
     if frame is not None and len(frame) == 0:
         raise Unprocessable("the data has no rows", code="empty_data")
-    job = new_job(session, job_type, principal, origin, model_key=model_key, model_version=row.version, params=params)
+    job = new_job(session, job_type, principal, origin, model_key=request.model_key, model_version=row.version,
+                  params=params)
     if frame is not None:
         relative = input_path(job.id)
         artifacts.write_with(relative, lambda tmp: frame.to_parquet(tmp, index=False))

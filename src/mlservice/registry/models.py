@@ -6,6 +6,8 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mlservice.auth import models as _users  # noqa: F401 - the foreign keys name these tables
+from mlservice.datasets import models as _datasets  # noqa: F401
 from mlservice.db import Base, UTCDateTime, utcnow
 from mlservice.db.types import JSONDoc
 

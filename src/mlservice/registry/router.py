@@ -1,16 +1,21 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Response, status
 
 from mlservice.auth.deps import AdminPrincipal, CurrentPrincipal
-from mlservice.auth.schemas import Page
 from mlservice.db import SessionDep
+from mlservice.db.pagination import Page, PageDep
 from mlservice.errors import error_responses
+from mlservice.predictions.deps import VersionResolverDep
 from mlservice.registry import service
 from mlservice.registry.models import ModelVersion
-from mlservice.registry.schemas import ChangeRead, ModelDetail, ModelSummary, VersionDetail, VersionSummary
+from mlservice.registry.schemas import (
+    ChangeRead,
+    ModelDetail,
+    ModelSummary,
+    VersionDetail,
+    VersionSummary,
+)
 
 router = APIRouter(prefix="/models", tags=["models"], responses=error_responses(401, 422))
 
@@ -40,16 +45,9 @@ def _detail(session, key: str) -> ModelDetail:  # type: ignore[no-untyped-def]
 
 
 @router.get("", response_model=Page[ModelSummary])
-def list_models(
-    _principal: CurrentPrincipal,
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> Response:
-    items, total = service.list_models(session, limit=limit, offset=offset)
-    return Page[ModelSummary](
-        items=[ModelSummary(**item) for item in items], total=total, limit=limit, offset=offset
-    ).as_response()
+def list_models(_principal: CurrentPrincipal, session: SessionDep, page: PageDep) -> Response:
+    items, total = service.list_models(session, limit=page.limit, offset=page.offset)
+    return Page[ModelSummary].of([ModelSummary(**item) for item in items], total, page).as_response()
 
 
 @router.get("/{model_key}", response_model=ModelDetail, responses=error_responses(404))
@@ -71,22 +69,20 @@ def get_version(model_key: str, version: str, _principal: CurrentPrincipal, sess
 ADMIN_CHANGE = error_responses(403, 404, 409)
 
 
-def _forget(request: Request, key: str) -> None:
-    request.app.state.version_resolver.forget(key)
-
-
 @router.post("/{model_key}/versions/{version}/promote", response_model=ModelDetail,
              responses=ADMIN_CHANGE)
-def promote(model_key: str, version: str, admin: AdminPrincipal, session: SessionDep, request: Request) -> ModelDetail:
+def promote(
+    model_key: str, version: str, admin: AdminPrincipal, session: SessionDep, versions: VersionResolverDep
+) -> ModelDetail:
     service.promote(session, admin, model_key, version)
-    _forget(request, model_key)
+    versions.forget(model_key)
     return _detail(session, model_key)
 
 
 @router.post("/{model_key}/rollback", response_model=ModelDetail, responses=ADMIN_CHANGE)
-def rollback(model_key: str, admin: AdminPrincipal, session: SessionDep, request: Request) -> ModelDetail:
+def rollback(model_key: str, admin: AdminPrincipal, session: SessionDep, versions: VersionResolverDep) -> ModelDetail:
     service.rollback(session, admin, model_key)
-    _forget(request, model_key)
+    versions.forget(model_key)
     return _detail(session, model_key)
 
 

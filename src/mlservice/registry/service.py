@@ -5,17 +5,17 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mlservice import live
+from mlservice import events, live
 from mlservice.artifacts import ArtifactStore
-from mlservice.auth.service import Principal
 from mlservice.db import utcnow
-from mlservice.events import service as events
-from mlservice.errors import BadRequest, Conflict, Forbidden, NotFound
+from mlservice.errors import BadRequest, Conflict, NotFound
+from mlservice.principal import Principal
 from mlservice.registry.models import ModelChange, ModelVersion, RegisteredModel
 
 MODEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -138,13 +138,7 @@ def activate_as_system(session: Session, model: RegisteredModel, version: str, a
     _activate(session, model, version, None, action)
 
 
-def _require_admin(actor: Principal) -> None:
-    if not actor.is_admin:
-        raise Forbidden("changing which version is active needs an admin account")
-
-
 def promote(session: Session, actor: Principal, key: str, version: str) -> RegisteredModel:
-    _require_admin(actor)
     row = get_version(session, key, version)
     model = get_model(session, key)
     if model.active_version == row.version:
@@ -155,7 +149,6 @@ def promote(session: Session, actor: Principal, key: str, version: str) -> Regis
 
 def rollback(session: Session, actor: Principal, key: str) -> RegisteredModel:
     """Make the version that was active before the current one active again."""
-    _require_admin(actor)
     model = get_model(session, key)
     live = {v.version for v in live_versions(session, key)}
     activations = session.scalars(
@@ -173,7 +166,6 @@ def rollback(session: Session, actor: Principal, key: str) -> RegisteredModel:
 
 
 def delete_version(session: Session, actor: Principal, key: str, version: str) -> None:
-    _require_admin(actor)
     row = get_version(session, key, version)
     model = get_model(session, key)
     if model.active_version == row.version:
@@ -245,3 +237,10 @@ class ModelCache:
             while len(self._models) > self.capacity:
                 self._models.popitem(last=False)
         return model
+
+
+async def get_model_cache(request: Request) -> ModelCache:
+    return request.app.state.model_cache
+
+
+ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]

@@ -1,37 +1,24 @@
-"""The training job, run by a worker: load → engine stages → save a new version."""
+"""The training domain's job kinds: a training (load → engine stages → save a new version) and a
+retrain (training.retrain), run by a worker."""
 
 from __future__ import annotations
 
-import math
-import shutil
-
 import pandas as pd
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mlservice.artifacts import ArtifactStore
 from mlservice.datasets.models import Dataset
 from mlservice.errors import NotFound
-from mlservice.jobs.models import Job
-from mlservice.jobs.runner import JobOutcome, WorkerContext
-from mlservice.jobs.service import JobReporter
-from mlservice.ml import EpochInfo, TrainedModel, save_bundle, train
+from mlservice.jobs.kinds import JobKind, JobOutcome, WorkerContext
+from mlservice.jobs.models import Job, JobType
+from mlservice.jobs.reporter import JobReporter
+from mlservice.ml import EpochInfo, train
 from mlservice.registry import service as registry
-from mlservice.registry.models import ModelVersion
+from mlservice.training.fitting import STAGE_START, fit_progress, registered_by, save_version
+from mlservice.training.retrain import run_retrain
 from mlservice.training.service import training_config
 
-# Share of the progress bar each stage starts at; fitting the network takes most of the time.
-STAGE_START = {"validate": 5, "profile": 8, "fit_features": 12, "fit_model": 18, "evaluate": 92}
-FIT_SPAN = (18.0, 92.0)
 HISTORY_LIMIT = 500
-
-
-def fit_progress(epoch: int, max_epochs: int, early_stopping: bool) -> float:
-    """With early stopping the number of epochs is unknown: approach the end asymptotically."""
-    done = 1 - math.exp(-epoch / 25) if early_stopping else epoch / max(max_epochs, 1)
-    low, high = FIT_SPAN
-    return low + (high - low) * min(done, 1.0)
 
 
 def load_training_frame(context: WorkerContext, dataset_id: str) -> tuple[pd.DataFrame, str]:
@@ -93,77 +80,14 @@ def _result(job: Job, version: str, metrics: dict, info: dict) -> dict:
 def registered_outcome(session: Session, _artifacts: ArtifactStore, job: Job) -> tuple[dict, str] | None:
     """Registering the version is a training's last step: a job killed after it did its work
     (see jobs.service.recover_interrupted)."""
-    registered = _registered_by(session, job)
+    registered = registered_by(session, job)
     if registered is None or registered.deleted_at is not None:
         return None
     info = (registered.training or {}).get("info") or {}
     return _result(job, registered.version, registered.metrics, info), registered.version
 
 
-def save_version(
-    context: WorkerContext, job: Job, trained: TrainedModel, dataset_relative: str,
-    *, parent_version: str | None = None,
-) -> str:
-    """Bundle first (atomic, under a path unique to the job), then the registry row. A failure
-    on the way removes the files, so no half version is ever referenced."""
-    artifacts = context.artifacts
-    key = job.model_key
-    assert key is not None
-    bundle_relative = f"models/{key}/{job.id}"
-    data_relative = f"models/{key}/{job.id}.training.parquet"
-    earlier = _left_by_earlier_attempt(context, job, bundle_relative)
-    if earlier is not None:
-        return earlier
-    try:
-        save_bundle(trained, artifacts.path(bundle_relative))
-        artifacts.write_with(data_relative, lambda tmp: shutil.copyfile(artifacts.path(dataset_relative), tmp))
-        for _attempt in range(3):
-            try:
-                with context.database.session(write=True) as session:
-                    version = registry.next_version(session, key)
-                    registry.register_version(
-                        session,
-                        key=key,
-                        version=version,
-                        principal_user_id=job.user_id,
-                        target=trained.target,
-                        classes=[str(c) for c in trained.classes],
-                        features=list(trained.feature_columns),
-                        schema=trained.schema.to_dict(),
-                        metrics=trained.metrics,
-                        training={"config": trained.config.to_dict(), "info": trained.info},
-                        bundle_path=bundle_relative,
-                        training_data_path=data_relative,
-                        dataset_id=job.params.get("dataset_id"),
-                        parent_version=parent_version,
-                        job_id=job.id,
-                    )
-                return version
-            except IntegrityError:
-                continue  # another job took this version number at the same moment
-        raise RuntimeError(f"could not allocate a version number for {key!r}")
-    except BaseException:
-        artifacts.delete(bundle_relative)
-        artifacts.delete(data_relative)
-        raise
-
-
-def _left_by_earlier_attempt(context: WorkerContext, job: Job, bundle_relative: str) -> str | None:
-    """A retried job (its worker was lost, distributed mode) may find its bundle path taken by an
-    earlier attempt. Registered before that attempt's end was recorded: that is the job's version
-    (no second one, and its bundle is never deleted). Registered by nothing: a leftover, removed
-    so this attempt can write its own."""
-    if not context.artifacts.path(bundle_relative).exists():
-        return None
-    with context.database.session() as session:
-        registered = _registered_by(session, job)
-        version = registered.version if registered is not None else None
-    if version is None:
-        context.artifacts.delete(bundle_relative)
-    return version
-
-
-def _registered_by(session: Session, job: Job) -> ModelVersion | None:
-    return session.scalars(
-        select(ModelVersion).where(ModelVersion.model_key == job.model_key, ModelVersion.job_id == job.id)
-    ).first()
+TRAINING_STAGES = ("load", "validate", "profile", "fit_features", "fit_model", "evaluate", "save")
+TRAIN = JobKind(JobType.train, TRAINING_STAGES, run_training, recovery=registered_outcome, queue="train")
+RETRAIN = JobKind(JobType.retrain, (*TRAINING_STAGES, "compare"), run_retrain, queue="train")
+KINDS = (TRAIN, RETRAIN)

@@ -39,7 +39,7 @@ class TrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model_key: str = Field(min_length=1, max_length=100)
-    target: str = Field(min_length=1, max_length=200)
+    target: str = Field(min_length=1, max_length=200, description="the column to predict")
     data: list[dict[str, Any]] | None = Field(None, description="inline records")
     dataset_id: str | None = Field(None, description="an uploaded dataset")
     features: list[str] | None = Field(None, min_length=1)

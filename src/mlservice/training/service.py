@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 import pandas as pd
 from sqlalchemy.orm import Session
 
 from mlservice.artifacts import ArtifactStore
-from mlservice.auth.service import Principal
 from mlservice.datasets import service as datasets
 from mlservice.errors import Unprocessable
 from mlservice.jobs.models import Job, JobType
 from mlservice.jobs.service import new_job
 from mlservice.ml import ReadLimits, TrainingConfig, read_records, read_table, validate_target
 from mlservice.origin import Origin
+from mlservice.principal import Principal
 from mlservice.registry.service import check_model_key
 from mlservice.settings import Settings
 from mlservice.training.schemas import TrainParams, TrainRequest
@@ -89,23 +90,15 @@ def start_training(
     )
 
 
+# TrainingConfig fields with a server-wide ML_* default.
+CONFIGURABLE = tuple(field.name for field in fields(TrainingConfig) if field.name in Settings.model_fields)
+
+
 def training_config(settings: Settings, overrides: dict[str, Any] | None) -> tuple[TrainingConfig, int]:
-    """The ML_* defaults, with the request's overrides on top; returns (config, random_state)."""
+    """The ML_* defaults, with the request's overrides on top; returns (config, random_state).
+    A hyperparameter is a field of ml's TrainingConfig; a setting of the same name is its
+    server-wide default, and a TrainParams field of the same name lets a request override it."""
     params = TrainParams.model_validate(overrides or {})
-    config = TrainingConfig(
-        hidden_layer_sizes=tuple(settings.hidden_layer_sizes),
-        large_dataset_hidden_layers=tuple(settings.large_dataset_hidden_layers),
-        large_dataset_threshold=settings.large_dataset_threshold,
-        activation=settings.activation,
-        solver=settings.solver,
-        max_iter=settings.max_iter,
-        batch_size=settings.batch_size,
-        learning_rate_init=settings.learning_rate_init,
-        alpha=settings.alpha,
-        early_stopping=settings.early_stopping,
-        validation_fraction=settings.validation_fraction,
-        device=settings.device,
-    )
-    for name, value in params.model_dump(exclude_none=True, exclude={"random_state"}).items():
-        setattr(config, name, tuple(value) if name == "hidden_layer_sizes" else value)
-    return config, params.random_state or 0
+    values = {name: getattr(settings, name) for name in CONFIGURABLE}
+    values.update(params.model_dump(exclude_none=True, exclude={"random_state"}))
+    return TrainingConfig(**{name: tuple(v) if isinstance(v, list) else v for name, v in values.items()}), params.random_state or 0

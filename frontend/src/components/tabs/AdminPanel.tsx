@@ -47,8 +47,7 @@ export default function AdminPanel(_: TabProps) {
         <iframe key={view} className="docs-frame" src={src} title={`${current.label}: ML Service API reference`} />
       </div>
       <p className="hint">
-        {current.label} loads its scripts from a CDN: on a server without internet access the frame stays empty. The
-        schema itself is always at{' '}
+        {current.label} is served by this server, so it works offline. The schema itself is at{' '}
         <a href={`${API_URL}/openapi.json`} target="_blank" rel="noopener">
           /openapi.json
         </a>

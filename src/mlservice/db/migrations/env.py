@@ -3,7 +3,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from mlservice.db.metadata import metadata
+from mlservice.db.migrations.metadata import metadata
 
 config = context.config
 

@@ -1,4 +1,5 @@
-"""``mlservice`` command line: serve, migrate, config, init-env, admin helpers, openapi."""
+"""Commands run on the server's own machine: serve, worker, migrate, config, init-env, admin,
+openapi, gen-cert."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ import logging
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 
 from mlservice import __version__
-from mlservice.cli_ops import add_commands as add_ops_commands
-from mlservice.observability.logs import configure_logging
 from mlservice.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("mlservice")
@@ -106,6 +106,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     from mlservice.db.migrate import current_revision, head_revision
     from mlservice.jobs.celery_queue import run_worker
+    from mlservice.wiring import register_job_kinds
 
     database = _database(settings)
     try:
@@ -118,6 +119,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     settings.effective_artifacts_root.mkdir(parents=True, exist_ok=True)
     queues = [q.strip() for q in args.queues.split(",")] if args.queues else settings.worker_queues
+    register_job_kinds()  # before the pool forks: its processes inherit them
     return run_worker(settings, queues=queues, concurrency=args.concurrency or settings.worker_concurrency, name=args.name)
 
 
@@ -210,11 +212,7 @@ def cmd_openapi(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlservice", description="ML Service " + __version__)
-    parser.add_argument("--version", action="version", version=f"mlservice {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def add_commands(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the API and the dashboard")
     serve.add_argument("--host", help="default: ML_SERVICE_HOST")
     serve.add_argument("--port", type=int, help="default: ML_SERVICE_PORT")
@@ -254,22 +252,39 @@ def build_parser() -> argparse.ArgumentParser:
     openapi = commands.add_parser("openapi", help="print the OpenAPI schema as JSON")
     openapi.add_argument("--output", "-o", help="write to this file instead of stdout")
     openapi.set_defaults(handler=cmd_openapi)
-    add_ops_commands(commands)  # gen-cert, status, train, predict, drift (mlservice.cli_ops)
-    return parser
+
+    gen = commands.add_parser("gen-cert", help="write a self-signed TLS certificate and key for ML_USE_HTTPS")
+    gen.add_argument("--cert", type=Path, help="default: ML_SSL_CERT_FILE (./ssl/cert.pem)")
+    gen.add_argument("--key", type=Path, help="default: ML_SSL_KEY_FILE (./ssl/key.pem)")
+    gen.add_argument("--name", action="append", dest="names", metavar="HOST",
+                     help="DNS name or IP address the certificate is for (repeat; default: "
+                          "localhost, 127.0.0.1, ::1 and this machine's host name)")
+    gen.add_argument("--days", type=int, default=825, help="validity in days (default 825)")
+    gen.add_argument("--force", action="store_true", help="overwrite existing files")
+    gen.set_defaults(handler=cmd_gen_cert, needs_settings=False)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    settings = None
-    if getattr(args, "needs_settings", True):
-        try:
-            settings = load_settings()
-        except SettingsError as exc:
-            print(str(exc), file=sys.stderr)
-            return 2
-        configure_logging(settings)
-    return args.handler(settings, args)
+def server_settings() -> Settings | None:
+    """This machine's server settings, or None where they do not load (a client-only machine)."""
+    try:
+        return load_settings()
+    except SettingsError:
+        return None
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def cmd_gen_cert(_settings: Settings | None, args: argparse.Namespace) -> int:
+    from mlservice.observability.tls import default_names, generate_self_signed
+
+    settings = server_settings()
+    cert = args.cert or (settings.ssl_cert_file if settings else Path("./ssl/cert.pem"))
+    key = args.key or (settings.ssl_key_file if settings else Path("./ssl/key.pem"))
+    existing = [str(path) for path in (cert, key) if path.exists()]
+    if existing and not args.force:
+        print(f"error: {', '.join(existing)} already exist(s); pass --force to overwrite", file=sys.stderr)
+        return 2
+    names = args.names or default_names()
+    generate_self_signed(cert, key, names, days=args.days)
+    print(f"wrote {cert} (self-signed, {args.days} days, for {', '.join(names)}) and {key} (mode 600)")
+    print(f"serve it with ML_USE_HTTPS=true ML_SSL_CERT_FILE={cert} ML_SSL_KEY_FILE={key}; "
+          f"clients trust it with ML_CA_FILE={cert}")
+    return 0

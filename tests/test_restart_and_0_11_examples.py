@@ -1,5 +1,5 @@
 """A real `mlservice serve` process: killed mid-training, restarted, and driven with the
-seed's own curl example for /predict."""
+0.11.2's own curl example for /predict."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def test_kill_during_training_then_restart(tmp_path: Path) -> None:
         assert running["total"] == 0
         assert httpx.get(f"{base}/models/long", headers=headers).status_code == 404
 
-        # A new training works, and the seed's curl example predicts with it as written.
+        # A new training works, and 0.11.2's curl example predicts with it as written.
         rows = [{"field1": f"value{i % 3}", "field2": f"value{i % 2}", "label": f"L{i % 3}"} for i in range(120)]
         new_job = httpx.post(f"{base}/train", headers=headers, json={
             "model_key": "nomenclature_label_classifier", "target": "label", "data": rows,

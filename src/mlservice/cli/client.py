@@ -1,4 +1,4 @@
-"""Operator and user commands: ``gen-cert``, ``status`` and the client workflows ``train``,
+"""Commands that are clients of a running server: ``status`` and the workflows ``train``,
 ``predict``, ``drift`` (over :mod:`mlservice.client`).
 
 The client commands talk to a running server: ``--url`` / ``ML_URL``, ``--token`` / ``ML_TOKEN``,
@@ -14,20 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mlservice.settings import Settings, SettingsError, load_settings
+from mlservice.cli.server import server_settings
+from mlservice.settings import Settings
 
 
 def add_commands(commands: Any) -> None:
-    gen = commands.add_parser("gen-cert", help="write a self-signed TLS certificate and key for ML_USE_HTTPS")
-    gen.add_argument("--cert", type=Path, help="default: ML_SSL_CERT_FILE (./ssl/cert.pem)")
-    gen.add_argument("--key", type=Path, help="default: ML_SSL_KEY_FILE (./ssl/key.pem)")
-    gen.add_argument("--name", action="append", dest="names", metavar="HOST",
-                     help="DNS name or IP address the certificate is for (repeat; default: "
-                          "localhost, 127.0.0.1, ::1 and this machine's host name)")
-    gen.add_argument("--days", type=int, default=825, help="validity in days (default 825)")
-    gen.add_argument("--force", action="store_true", help="overwrite existing files")
-    gen.set_defaults(handler=cmd_gen_cert, needs_settings=False)
-
     status = commands.add_parser("status", help="check a running service: health, database, queue, workers, GPU")
     _client_options(status)
     status.add_argument("--json", action="store_true", help="print /health as JSON instead of the table")
@@ -71,20 +62,13 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP call (default 60)")
 
 
-def _server_settings() -> Settings | None:
-    try:
-        return load_settings()
-    except SettingsError:
-        return None
-
-
 def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from mlservice.client import Client
 
     url, verify = args.url, args.ca_file
     if not url:
         # On the server's own machine: its port and scheme (and its certificate as the CA).
-        settings = _server_settings()
+        settings = server_settings()
         if settings is not None:
             scheme = "https" if settings.use_https else "http"
             url = f"{scheme}://127.0.0.1:{settings.service_port}"
@@ -103,25 +87,6 @@ def _fail(exc: Exception) -> int:
     else:
         print(f"error: {exc}", file=sys.stderr)
     return 1
-
-
-# -- gen-cert ----------------------------------------------------------------------------------
-def cmd_gen_cert(_settings: Settings | None, args: argparse.Namespace) -> int:
-    from mlservice.observability.tls import default_names, generate_self_signed
-
-    settings = _server_settings()
-    cert = args.cert or (settings.ssl_cert_file if settings else Path("./ssl/cert.pem"))
-    key = args.key or (settings.ssl_key_file if settings else Path("./ssl/key.pem"))
-    existing = [str(path) for path in (cert, key) if path.exists()]
-    if existing and not args.force:
-        print(f"error: {', '.join(existing)} already exist(s); pass --force to overwrite", file=sys.stderr)
-        return 2
-    names = args.names or default_names()
-    generate_self_signed(cert, key, names, days=args.days)
-    print(f"wrote {cert} (self-signed, {args.days} days, for {', '.join(names)}) and {key} (mode 600)")
-    print(f"serve it with ML_USE_HTTPS=true ML_SSL_CERT_FILE={cert} ML_SSL_KEY_FILE={key}; "
-          f"clients trust it with ML_CA_FILE={cert}")
-    return 0
 
 
 # -- status ------------------------------------------------------------------------------------
@@ -180,7 +145,13 @@ class _JobProgress:
 
     def __init__(self, title: str) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         console = Console(stderr=True)
         self.progress = Progress(
