@@ -54,8 +54,38 @@ def test_round_trip_identical_predictions(saved, adult_model, adult_small):
     assert m.profile == json.loads(json.dumps(adult_model.profile))
     assert m.holdout.equals(adult_model.holdout)
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["format_version"] == "1.0" and "scikit-learn" in manifest["libraries"]
+    assert manifest["format_version"] == "1.1" and "scikit-learn" in manifest["libraries"]
     assert manifest["summary"]["accuracy"] == adult_model.metrics["accuracy"]
+    assert m.temperature == adult_model.temperature != 1.0
+
+
+def _rewrite(path: Path, name: str, data: bytes, **manifest_changes) -> None:
+    """Replace one bundle file and re-sign it in the manifest, as an older engine wrote it."""
+    import hashlib
+
+    (path / name).write_bytes(data)
+    mpath = path / "manifest.json"
+    manifest = json.loads(mpath.read_text())
+    manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    mpath.write_text(json.dumps({**manifest, **manifest_changes}))
+
+
+def test_bundle_without_temperature_loads_uncalibrated(saved, adult_model, adult_small):
+    """A 1.0 bundle (before calibration) loads and serves its raw probabilities."""
+    root, path = saved
+    net = json.loads((path / "network.json").read_text())
+    del net["temperature"]
+    _rewrite(path, "network.json", json.dumps(net).encode(), format_version="1.0")
+    m = load_bundle(path, root)
+    assert m.temperature == 1.0
+    raw = adult_model.estimator.predict_proba(adult_model.features.transform(adult_small))
+    assert np.array_equal(m.predict_proba(adult_small), raw)
+    assert not np.allclose(adult_model.predict_proba(adult_small), raw)  # the new one scales
+    assert m.predict(adult_small) == adult_model.predict(adult_small)  # same labels
+    net["temperature"] = -1
+    _rewrite(path, "network.json", json.dumps(net).encode())
+    with pytest.raises(BundleIntegrityError, match="temperature"):
+        load_bundle(path, root)
 
 
 def test_text_bundle_round_trip(tmp_path, text_model, ucla):
@@ -88,7 +118,7 @@ def test_incompatible_versions_refused(saved):
     mpath.write_text(json.dumps({**manifest, "format_version": "2.0"}))
     with pytest.raises(IncompatibleBundleError) as ei:
         load_bundle(path, root)
-    assert "has format version 2.0, but this engine reads format 1.0–1.0" in str(ei.value)
+    assert "has format version 2.0, but this engine reads format 1.0–1.1" in str(ei.value)
     libs = {**manifest["libraries"], "scikit-learn": "0.24.2"}
     mpath.write_text(json.dumps({**manifest, "libraries": libs}))
     with pytest.raises(IncompatibleBundleError, match="made with scikit-learn 0.24.2"):

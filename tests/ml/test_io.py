@@ -135,8 +135,9 @@ def test_target_errors():
     with pytest.raises(DataError, match="only one class") as ei:
         validate_target(df.assign(y="a"), "y")
     assert ei.value.code == "single_class"
+    assert len(validate_target(df, "y")) == 8  # training accepts single-row classes
     with pytest.raises(DataError) as ei:
-        validate_target(df, "y")
+        validate_target(df, "y", min_class_rows=2)
     assert ei.value.code == "rare_class"
     assert "2 class(es) of 'y' have fewer than 2 rows: 'c' (1 row), 'd' (1 row)" in str(ei.value)
     assert ei.value.details["classes"] == ["c", "d"]

@@ -103,6 +103,11 @@ def test_stratified_split_keeps_every_class():
     assert len(np.intersect1d(keep, held)) == 0 and len(keep) + len(held) == len(y)
     assert set(y[keep]) == {"a", "b", "c", "d"}
     assert (y[held] == "a").sum() == 10 and (y[held] == "b").sum() == 2
+    # a single-row class is too small to split: it is never held out (holdout or early
+    # stopping's validation), whatever the draw, so the model always trains on it
+    for seed in range(200):
+        keep, held = stratified_split_indices(y, 0.5, np.random.default_rng(seed))
+        assert "d" in set(y[keep]) and "d" not in set(y[held])
 
 
 def test_torch_backend_cpu(adult_xy):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from fastapi.testclient import TestClient
 
-from tests.helpers import TINY_PARAMS, Accounts, adult_sample, train, upload, wait_job
+from tests.helpers import TINY_PARAMS, Accounts, adult_sample, records, train, upload, wait_job
 
 STAGES = ["load", "validate", "profile", "fit_features", "fit_model", "evaluate", "save"]
 
@@ -19,6 +19,19 @@ def test_a_training_reports_each_stage_in_order(client: TestClient, accounts: Ac
     assert all(before["finished_at"] == after["started_at"] for before, after in zip(job["stages"], job["stages"][1:]))
     assert job["progress"] == 100 and job["result"]["version"] == "1.0.0"
     assert 0 <= job["result"]["metrics"]["accuracy"] <= 1
+
+
+def test_a_class_with_a_single_row_trains_like_scikit_learn(client: TestClient, accounts: Accounts) -> None:
+    # Real label columns have long tails; 0.12.0 refused the whole table with 422 rare_class.
+    _, headers = accounts.login_as("long-tail")
+    frame = adult_sample(300)
+    frame.loc[0, "income"] = "unknown"
+    job = train(client, headers, "long_tail", frame, params=TINY_PARAMS)
+    version = client.get(f"/models/long_tail/versions/{job['result']['version']}", headers=headers).json()
+    assert "unknown" in version["classes"]
+    answer = client.post("/models/long_tail/predict", headers=headers,
+                         json={"data": records(frame.drop(columns=["income"]).head(1))}).json()
+    assert "unknown" in answer["results"][0]["probabilities"], answer
 
 
 def test_a_failing_training_stops_at_the_stage_that_failed(client: TestClient, accounts: Accounts) -> None:
@@ -45,5 +58,9 @@ def test_retrain_is_for_admins_and_existing_models(client: TestClient, accounts:
     assert started.status_code == 202, started.text
     job = wait_job(client, admin, started.json()["job_id"])
     assert job["status"] == "completed" and job["type"] == "retrain" and job["model_version"] == "1.1.0"
-    assert job["result"]["champion"] == "1.0.0" and job["result"]["rows"]["original"] == 300
+    assert job["result"]["champion"] == "1.0.0" and job["result"]["rows"]["base"] == 300
     assert [stage["name"] for stage in job["stages"]] == [*STAGES, "compare"]
+    # The challenger reads each column as the champion did (numbers stay numbers).
+    kinds = [{c["name"]: c["kind"] for c in client.get(f"/models/base/versions/{v}", headers=admin).json()
+              ["column_schema"]["columns"]} for v in ("1.0.0", "1.1.0")]
+    assert kinds[0] == kinds[1] and kinds[0]["age"] == "numeric"

@@ -4,7 +4,7 @@ Reading data
     read_table(source, *, format=None, filename=None, encoding=None, delimiter=None,
                column_names=None, na_values=NA_TOKENS, limits=ReadLimits()) -> DataFrame
     read_records(records, *, limits=ReadLimits()) -> DataFrame
-    validate_target(frame, target, *, min_class_rows=2) -> Series
+    validate_target(frame, target, *, min_class_rows=1) -> Series
     ReadLimits(max_rows, max_columns, max_bytes)
 Schema
     infer_schema(frame, target=None, *, column_types=None, features=None) -> Schema
@@ -17,12 +17,21 @@ Features and model (scikit-learn conventions)
 Training, evaluation, bundles
     train(frame, target, config=None, *, column_types=None, features=None, holdout=None,
           on_stage=None, on_epoch=None, should_stop=None, random_state=0) -> TrainedModel
-    TrainedModel .predict_records(records) / .predict_frame(frame) -> Prediction,
-                 .check_drift(frame) / .evaluate(frame)
+    TrainedModel .predict_records(records) / .predict_frame(frame) -> Prediction
+                 (probabilities temperature-scaled by .temperature, fitted on the holdout),
+                 .check_drift(frame) / .evaluate(frame);
+                 .metrics gains "temperature", "ece" (cross-fitted), "ece_uncalibrated",
+                 "feature_importance" {feature: accuracy drop when permuted}
     TrainingConfig, Prediction, STAGES
     evaluate_bundle(model, labelled_frame, target) -> metrics dict
     compute_metrics(y_true, proba, classes), split_holdout(frame, target, fraction)
+    permutation_importance(features, estimator, frame, y_idx, *, max_rows=2000, repeats=2)
     save_bundle(trained, directory) -> Path;  load_bundle(directory, trusted_root) -> TrainedModel
+Calibration and accuracy without labels
+    estimate_accuracy(confidences, *, calibration_error=0.0, z=1.96)
+        -> {"estimate", "low", "high", "n"} | None
+    expected_calibration_error(confidences, correct, bins=15) -> float | None
+    (mlservice.ml.calibration: fit_temperature, apply_temperature, cross_fitted_ece)
 Profile and drift
     build_profile(frame, schema, config=ProfileConfig()) -> dict (JSON)
     check_drift(profile, frame, *, predicted_classes=None, confidences=None,
@@ -37,6 +46,7 @@ Errors (mlservice.ml.errors)
 """
 
 from .bundle import FORMAT_VERSION, load_bundle, save_bundle
+from .calibration import estimate_accuracy, expected_calibration_error
 from .drift import DriftConfig, check_drift, js_distance, psi
 from .errors import (
     BackendUnavailable,
@@ -51,7 +61,7 @@ from .errors import (
     TrainingCancelled,
     UntrustedBundleError,
 )
-from .evaluation import compute_metrics, split_holdout
+from .evaluation import compute_metrics, permutation_importance, split_holdout
 from .features import FeatureConfig, FeaturePipeline
 from .gpu import gpu_info
 from .io import NA_TOKENS, ReadLimits, read_records, read_table, validate_target
@@ -67,7 +77,9 @@ __all__ = [
     "MLError", "MissingColumnsError", "NA_TOKENS", "Prediction", "ProfileConfig",
     "ReadLimits", "STAGES", "Schema", "SchemaConfig", "TrainedModel", "TrainingCancelled",
     "TrainingConfig", "UntrustedBundleError", "build_profile", "check_drift",
-    "choose_hidden_layers", "compute_metrics", "evaluate_bundle", "gpu_info", "infer_schema",
-    "js_distance", "load_bundle", "psi", "read_records", "read_table", "save_bundle",
+    "choose_hidden_layers", "compute_metrics", "estimate_accuracy", "evaluate_bundle",
+    "expected_calibration_error", "gpu_info", "infer_schema",
+    "js_distance", "load_bundle", "permutation_importance", "psi", "read_records", "read_table",
+    "save_bundle",
     "split_holdout", "train", "validate_target",
 ]

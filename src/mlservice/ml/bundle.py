@@ -9,7 +9,8 @@ and Parquet)::
     schema.json       column types and reasons
     features.json/.npz   fitted feature pipeline (constants, category maps,
                       TF-IDF vocabularies / hashing settings, idf vectors)
-    network.json/.npz    MLP parameters, architecture, training curves
+    network.json/.npz    MLP parameters, architecture, training curves and the
+                      calibration temperature (format 1.1; 1.0 bundles load with 1.0)
     metrics.json      holdout metrics
     profile.json      baseline profile for drift checks
     training.json     training configuration and run information
@@ -55,7 +56,9 @@ from .training import TrainedModel, TrainingConfig
 __all__ = ["save_bundle", "load_bundle", "library_versions", "BUNDLE_FORMAT", "FORMAT_VERSION"]
 
 BUNDLE_FORMAT = "mlservice-model-bundle"
-FORMAT_VERSION = "1.0"
+#: 1.1 adds the calibration temperature: an engine reading 1.0 only would serve uncalibrated
+#: probabilities from a 1.1 bundle, so it refuses it; 1.0 bundles load with temperature 1.0
+FORMAT_VERSION = "1.1"
 MANIFEST = "manifest.json"
 
 
@@ -125,7 +128,8 @@ def save_bundle(trained: TrainedModel, directory: str | os.PathLike[str]) -> Pat
         "schema.json": _json_bytes(trained.schema.to_dict()),
         "features.json": _json_bytes(feat_meta),
         "features.npz": _npz_bytes(feat_arrays),
-        "network.json": _json_bytes({**net_meta, "classes": classes}),
+        "network.json": _json_bytes({**net_meta, "classes": classes,
+                                     "temperature": float(trained.temperature)}),
         "network.npz": _npz_bytes(net_arrays),
         "metrics.json": _json_bytes(trained.metrics),
         "profile.json": _json_bytes(trained.profile),
@@ -150,7 +154,7 @@ def save_bundle(trained: TrainedModel, directory: str | os.PathLike[str]) -> Pat
         "features": trained.schema.features,
         "summary": {
             k: trained.metrics.get(k)
-            for k in ("accuracy", "balanced_accuracy", "macro_f1", "log_loss", "n_samples")
+            for k in ("accuracy", "balanced_accuracy", "macro_f1", "log_loss", "ece", "n_samples")
         },
         "files": {
             name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
@@ -282,6 +286,9 @@ def load_bundle(directory: str | os.PathLike[str], trusted_root: str | os.PathLi
         features = FeaturePipeline.from_state(js("features.json"), npz("features.npz"), schema)
         net = js("network.json")
         estimator = AdaptiveMLPClassifier.from_state(net, npz("network.npz"), net["classes"])
+        temperature = float(net.get("temperature", 1.0))
+        if not 0.0 < temperature < float("inf"):
+            raise ValueError(f"invalid calibration temperature {temperature!r}")
         training = js("training.json")
         holdout = pd.read_parquet(io.BytesIO(blobs["holdout.parquet"]))
         config = _config_from_dict(training.get("config", {}))
@@ -298,6 +305,7 @@ def load_bundle(directory: str | os.PathLike[str], trusted_root: str | os.PathLi
         config=config,
         info={**training.get("info", {}), "manifest": manifest},
         bundle_path=path,
+        temperature=temperature,
     )
     return model
 

@@ -331,6 +331,19 @@ class FeaturePipeline(TransformerMixin, BaseEstimator):
         self.feature_names_out_ = names
         self._n_num = len(self.numeric_columns_)
 
+    def output_columns(self) -> dict[str, np.ndarray]:
+        """The output column indices each input feature fills. Every output
+        column depends on one input column of the same row only, so permuting
+        an input column's rows equals permuting the rows of its output columns
+        (what permutation importance relies on to skip re-transforming)."""
+        check_is_fitted(self, "feature_names_out_")
+        out = {c: np.array([j]) for j, c in enumerate(self.numeric_columns_)}
+        for c, off, local, _unknown in self._cat_maps:
+            out[c] = np.arange(off, off + len(local))
+        for c, off, blocks in self._text_slices:
+            out[c] = np.arange(off, off + sum(b.n_features for b in blocks))
+        return out
+
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")
         return np.asarray(self.feature_names_out_, dtype=object)

@@ -528,13 +528,16 @@ def validate_target(
     frame: pd.DataFrame,
     target: str,
     *,
-    min_class_rows: int = 2,
+    min_class_rows: int = 1,
 ) -> pd.Series:
     """Check ``target`` for training and return it without missing values.
 
     Raises :class:`DataError` for an unknown target column, an all-missing
     target, fewer than two classes, or classes with fewer than
-    ``min_class_rows`` rows (naming them).
+    ``min_class_rows`` rows (naming them). The default accepts any class with
+    a row: :func:`~mlservice.ml.training.train` trains on classes too small to
+    split (their rows go to training only), as real label sets gain new
+    classes one row at a time.
     """
     if target not in frame.columns:
         cols = ", ".join(repr(str(c)) for c in list(frame.columns)[:30])

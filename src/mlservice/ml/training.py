@@ -18,9 +18,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .calibration import (
+    apply_temperature,
+    cross_fitted_ece,
+    expected_calibration_error,
+    fit_temperature,
+)
 from .drift import DriftConfig, check_drift
 from .errors import DataError, MissingColumnsError, TrainingCancelled
-from .evaluation import compute_metrics, split_holdout, to_jsonable
+from .evaluation import (
+    class_indices,
+    compute_metrics,
+    permutation_importance,
+    split_holdout,
+    to_jsonable,
+)
 from .features import FeatureConfig, FeaturePipeline
 from .io import ReadLimits, check_limits, read_records, validate_target
 from .model import AdaptiveMLPClassifier, EpochInfo
@@ -129,6 +141,9 @@ class TrainedModel:
     config: TrainingConfig = field(default_factory=TrainingConfig)
     info: dict[str, Any] = field(default_factory=dict)
     bundle_path: Path | None = None
+    #: temperature scaling fitted on the holdout and applied to every prediction's
+    #: probabilities (1.0: none, as for bundles made before calibration)
+    temperature: float = 1.0
 
     #: batches up to this size take the pandas-free path in predict_records
     fast_path_max_rows = 64
@@ -148,7 +163,11 @@ class TrainedModel:
 
     # ------------------------------------------------------------------ predict
     def _result(self, P: np.ndarray, ignored: list[str]) -> Prediction:
+        # the label comes from the raw probabilities: scaling keeps the argmax, and this way
+        # float32 rounding of near-ties cannot change a label
         idx = P.argmax(axis=1)
+        if self.temperature != 1.0:
+            P = apply_temperature(P, self.temperature)
         cl = self._classes_list
         return Prediction(
             labels=[cl[i] for i in idx.tolist()],
@@ -274,7 +293,16 @@ def train(
     the start of each of :data:`STAGES`; ``on_epoch(EpochInfo)`` after each
     epoch; ``should_stop()`` between epochs and stages (True raises
     :class:`~mlservice.ml.errors.TrainingCancelled`). Bad input raises
-    :class:`~mlservice.ml.errors.DataError`.
+    :class:`~mlservice.ml.errors.DataError`; a target with a single class is
+    refused, but a rare class is not: every class keeps at least one row in
+    training (a single-row class goes to training only, never to the holdout
+    nor to early stopping's validation split), so the model knows every class.
+
+    After fitting, the probabilities are calibrated by temperature scaling
+    fitted on the holdout (``TrainedModel.temperature``), and the metrics gain
+    ``ece`` (cross-fitted on the holdout's halves), ``ece_uncalibrated``,
+    ``temperature`` and ``feature_importance`` (permutation, on at most 2,000
+    holdout rows).
     """
     cfg = config or TrainingConfig()
     timings: dict[str, float] = {}
@@ -295,7 +323,7 @@ def train(
     if not isinstance(frame, pd.DataFrame):
         frame = read_records(frame, limits=cfg.limits)
     check_limits(frame, cfg.limits)
-    validate_target(frame, target)
+    validate_target(frame, target, min_class_rows=1)
     n_in = len(frame)
     frame = frame[frame[target].notna()].reset_index(drop=True)
     dropped_missing_target = n_in - len(frame)
@@ -356,11 +384,27 @@ def train(
         holdout=holdout_df.reset_index(drop=True),
         config=cfg,
     )
-    pred = model.predict_frame(holdout_df)
-    metrics = compute_metrics(holdout_df[target].to_numpy(), pred.probabilities, model.classes)
+    raw = model.predict_frame(holdout_df)  # temperature 1.0 yet: uncalibrated
+    y_hold = holdout_df[target].to_numpy()
+    y_idx = class_indices(y_hold, model.classes)
+    right = raw.probabilities.argmax(axis=1) == y_idx
+    model.temperature = fit_temperature(raw.probabilities, y_idx)
+    P = apply_temperature(raw.probabilities, model.temperature)
+    confidences = P[np.arange(len(P)), raw.probabilities.argmax(axis=1)]
+    # what is served and logged is calibrated, so metrics (log loss) and the baseline of the
+    # confidence drift check are computed from the calibrated probabilities too
+    metrics = compute_metrics(y_hold, P, model.classes)
     metrics["validation_accuracy"] = est.best_validation_score_
+    metrics["temperature"] = model.temperature
+    metrics["ece_uncalibrated"] = expected_calibration_error(raw.confidences, right)
+    # the ECE of probabilities calibrated on the same rows would flatter them: cross-fit
+    metrics["ece"] = cross_fitted_ece(raw.probabilities, y_idx, random_state=random_state)
+    t_imp = time.perf_counter()
+    metrics["feature_importance"] = permutation_importance(
+        pipe, est, holdout_df, y_idx, random_state=random_state)
+    importance_s = time.perf_counter() - t_imp
     profile["prediction"] = profile_predictions(
-        pred.labels, pred.confidences, model.classes, cfg.profile.confidence_edges
+        raw.labels, confidences, model.classes, cfg.profile.confidence_edges
     )
     model.metrics = metrics
     timings["evaluate"] = time.perf_counter() - state["t"]
@@ -379,6 +423,7 @@ def train(
             "epochs": est.n_iter_,
             "history": est.history_,
             "stage_seconds": timings,
+            "feature_importance_seconds": importance_s,
             "random_state": random_state,
         }
     )

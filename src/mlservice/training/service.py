@@ -37,7 +37,7 @@ def check_columns(columns: list[str], target: str, features: list[str] | None, c
 
 
 def _checked_frame(frame: pd.DataFrame, request: TrainRequest) -> pd.DataFrame:
-    """The data is in hand: refuse it now (one class, rare classes) rather than store it for a
+    """The data is in hand: refuse it now (unknown columns, a single class) rather than store it for a
     job that can only fail."""
     check_columns(list(map(str, frame.columns)), request.target, request.features, request.column_types)
     validate_target(frame, request.target)
