@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     retraining_accuracy_drop_threshold: float = Field(-0.05, ge=-1, le=1)
     auto_retrain: bool = True
     retrain_cooldown_hours: float = Field(24.0, ge=0)
+    # What a challenger learns from and what it is judged on (training.retrain).
+    # On: with few labels back they won in every seed of bench/bench_monitoring.py; with every
+    # label back each pseudo-label is replaced by its true label, so they change nothing.
+    retrain_pseudo_labels: bool = True
+    retrain_max_rows: int = Field(200_000, ge=100)
+    retrain_recent_share: float = Field(0.2, gt=0, lt=1)
+    retrain_recent_min_rows: int = Field(30, ge=1)
 
     # ML parameters
     hidden_layer_sizes: LayerSizes = (512, 256, 128)

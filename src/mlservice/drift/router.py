@@ -22,14 +22,25 @@ from mlservice.settings import SettingsDep
 router = APIRouter(tags=["drift"], responses=error_responses(401, 422))
 
 
+ACCURACY_FIELDS = ("realised_accuracy", "estimated_accuracy", "estimated_accuracy_interval", "holdout_accuracy",
+                   "performance")
+
+
+def report_summary(report: DriftReport) -> ReportSummary:
+    body = report.report
+    columns = ReportSummary.model_validate(report).model_dump(exclude={*ACCURACY_FIELDS, "feature_psi", "psi_threshold"})
+    return ReportSummary(**columns, **{name: body.get(name) for name in ACCURACY_FIELDS},
+                         feature_psi={f["name"]: f.get("psi") for f in body.get("features", [])},
+                         psi_threshold=body.get("config", {}).get("psi_threshold"))
+
+
 def report_read(report: DriftReport) -> ReportRead:
     body = report.report
     return ReportRead(
-        **ReportSummary.model_validate(report).model_dump(),
+        **report_summary(report).model_dump(),
         features=body.get("features", []),
         prediction_drift=body.get("prediction"),
         drifted_features=body.get("drifted_features", []),
-        realised_accuracy=body.get("realised_accuracy"),
         thresholds=body.get("config", {}),
     )
 
@@ -70,7 +81,7 @@ def list_reports(
         session, model_key=model_key, verdict=verdict, trigger=trigger, created_after=created_after,
         created_before=created_before, limit=page.limit, offset=page.offset,
     )
-    return Page[ReportSummary].of([ReportSummary.model_validate(r) for r in rows], total, page).as_response()
+    return Page[ReportSummary].of([report_summary(r) for r in rows], total, page).as_response()
 
 
 @router.get("/drift/reports/{report_id}", response_model=ReportRead, responses=error_responses(404))
