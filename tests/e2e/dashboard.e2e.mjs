@@ -477,7 +477,39 @@ describe('dashboard e2e (real backend, headless Chromium)', { timeout: 180_000 }
     assert.match(await report.innerText(), new RegExp(`${MODEL} 1\\.0\\.0`));
   });
 
+  test('Overview: each model with its version, accuracies, last drift check and a sparkline; Models: accuracy over time', async () => {
+    await page.goto(`${base}/#overview`);
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    await page.getByTestId('card-status').getByText('Operational').waitFor(); // the health strip stays
+    const row = page.locator(`[data-testid="ov-model"][data-model="${MODEL}"]`);
+    await row.waitFor();
+    assert.equal(await row.getByTestId('ov-version').innerText(), '1.0.0');
+    assert.match(await row.getByTestId('ov-holdout').innerText(), /^\d+\.\d%$/);
+    // The drift check above ran on the 60 logged predictions: an estimate, and the 2 feedback labels.
+    assert.match(await row.getByTestId('ov-estimated').innerText(), /^\d+\.\d%/);
+    assert.match(await row.getByTestId('ov-realised').innerText(), /^\d+\.\d% 2 labelled$/);
+    assert.match(await row.getByTestId('ov-verdict').innerText(), /no drift|drift|not enough data/);
+    assert.ok(Number(await row.getByTestId('ov-predictions').innerText()) >= 60);
+    const spark = row.getByTestId('sparkline');
+    assert.match(await spark.getAttribute('aria-label'), /^\d+ predictions of .* in the last 24 hours/);
+    assert.match(await spark.locator('path').getAttribute('d'), /^M[\d.]+ [\d.]+(L[\d.]+ [\d.]+){23}$/);
+    await page.getByTestId('ov-alerts').waitFor();
+    await page.getByTestId('ov-jobs').waitFor();
+    await snap('overview-models');
+
+    await page.goto(`${base}/#models`);
+    const chart = page.getByTestId('accuracy-chart');
+    await chart.waitFor({ timeout: 30_000 });
+    assert.match(await chart.getByRole('img').getAttribute('aria-label'), /Estimated and realised accuracy/);
+    assert.match(await chart.innerText(), /estimated[\s\S]*realised[\s\S]*holdout/);
+    await page.getByTestId('psi-chart').waitFor();
+    await page.getByTestId('feature-importance').waitFor();
+    await snap('models-monitoring');
+  });
+
   test('Events: the feed shows the jobs, with details and by-IP', async () => {
+    await page.goto(`${base}/#events`);
+    await page.getByRole('heading', { level: 1, name: 'Events' }).waitFor();
     await page.locator('tr[data-type="train.completed"], tr[data-type="train.requested"]').first().waitFor();
     await page.getByRole('button', { name: /^Details of event \d+ predict\./ }).first().click();
     const detail = page.getByTestId('event-detail');
@@ -512,7 +544,12 @@ describe('dashboard e2e (real backend, headless Chromium)', { timeout: 180_000 }
       await page.goto(`${base}/#${tab}`);
       await page.locator('#content h2').first().waitFor();
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-      assert.ok(overflow <= 0, `#${tab}: no horizontal page scrolling at 390 px (overflow ${overflow}px)`);
+      // On failure, name the outermost elements that stick out, so the message says what to fix.
+      const wide = overflow <= 0 ? [] : await page.evaluate(() => [...document.querySelectorAll('#content *')]
+        .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1
+          && !(e.parentElement && e.parentElement.getBoundingClientRect().right > window.innerWidth + 1))
+        .slice(0, 5).map((e) => `${e.tagName.toLowerCase()}.${e.className} (${Math.round(e.getBoundingClientRect().width)}px)`));
+      assert.ok(overflow <= 0, `#${tab}: no horizontal page scrolling at 390 px (overflow ${overflow}px): ${wide.join(', ')}`);
       await snap(`mobile-${tab}`);
     }
     await page.setViewportSize({ width: 1280, height: 800 });

@@ -30,7 +30,6 @@ from mlservice.app import create_app
 from mlservice.auth.models import AuthToken, TokenKind, User
 from mlservice.auth.passwords import hash_password
 from mlservice.auth.service import ensure_first_admin, issue_token
-from mlservice.db import utcnow
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, _empty_tables, make_settings
 from tests.helpers import FINAL, SMALL_PARAMS, adult_sample, csv_bytes, records, wait_job
 
@@ -111,6 +110,7 @@ MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("GET",    "/predict/{job_id}",                             owned(200)),
     ("GET",    "/predict/{job_id}/export",                      owned(200)),
     ("POST",   "/predict/{job_id}/feedback",                    owned(200)),
+    ("GET",    "/predictions/activity",                         signed_in(200)),
     ("POST",   "/quality",                                      signed_in(202)),
     ("GET",    "/jobs",                                         signed_in(200)),
     ("GET",    "/jobs/{job_id}",                                owned(200)),

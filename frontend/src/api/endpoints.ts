@@ -18,6 +18,7 @@ import type {
   ModelSummary,
   Page,
   PredictJob,
+  PredictionActivity,
   Tier,
   TrainBody,
   User,
@@ -124,6 +125,8 @@ export const predict = {
   get: (id: string, signal?: AbortSignal) =>
     request<PredictJob>(`/predict/${encodeURIComponent(id)}`, { query: { limit: 100 }, signal }),
   exportUrl: (id: string, format: 'csv' | 'json') => buildUrl(`/predict/${encodeURIComponent(id)}/export`, { format }),
+  activity: (hours: number, signal?: AbortSignal) =>
+    request<PredictionActivity>('/predictions/activity', { query: { hours }, signal }),
   feedback: (id: string, labels: { row: number; label: string }[]) =>
     request<FeedbackResult>(`/predict/${encodeURIComponent(id)}/feedback`, { method: 'POST', body: { labels } }),
 };

@@ -656,8 +656,36 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Feedback */
+        /**
+         * Feedback
+         * @description True labels for rows of a completed prediction job (rows numbered from 0 as sent).
+         *
+         *     Rows the job does not have, or one row given different labels in the same request, are
+         *     refused (422) and nothing is stored. A row labelled again in a later request takes the
+         *     latest label. A class the model never predicted is kept, so a retrained challenger can
+         *     learn it.
+         */
         post: operations["feedback_predict__job_id__feedback_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/predictions/activity": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Activity
+         * @description Predictions per hour of every model (sync and batch), counted from the prediction log.
+         */
+        get: operations["activity_predictions_activity_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -702,6 +730,29 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** ActivityRead */
+        ActivityRead: {
+            /**
+             * Bucket S
+             * @description seconds per count: one hour
+             */
+            bucket_s: number;
+            /** Hours */
+            hours: number;
+            /**
+             * Models
+             * @description each registered model's predictions per bucket, oldest first
+             */
+            models: {
+                [key: string]: number[];
+            };
+            /**
+             * Start
+             * Format: date-time
+             * @description start of the first bucket, a whole UTC hour; the last bucket is the current hour
+             */
+            start: string;
+        };
         /** AlertRead */
         AlertRead: {
             /** Acknowledged At */
@@ -1287,6 +1338,44 @@ export interface components {
             /** Password */
             password: string;
         };
+        /**
+         * Performance
+         * @description The checked version's accuracy on the window against its holdout accuracy.
+         */
+        Performance: {
+            /**
+             * Change
+             * @description value - reference
+             */
+            change: number | null;
+            /**
+             * Dropped
+             * @description change <= threshold, on at least ML_DRIFT_MIN_SAMPLES rows
+             */
+            dropped: boolean;
+            /**
+             * Reference
+             * @description the version's holdout accuracy
+             */
+            reference: number | null;
+            /**
+             * Sample Size
+             * @description rows the value rests on (labelled rows for realised)
+             */
+            sample_size: number;
+            /** Source */
+            source: ("realised" | "estimated") | null;
+            /**
+             * Threshold
+             * @description ML_RETRAINING_ACCURACY_DROP_THRESHOLD
+             */
+            threshold: number;
+            /**
+             * Value
+             * @description realised accuracy when enough rows were labelled, else the estimate
+             */
+            value: number | null;
+        };
         /** PredictJobRead */
         PredictJobRead: {
             /** Error */
@@ -1397,22 +1486,54 @@ export interface components {
             drifted_features: string[];
             /** Drifted Share */
             drifted_share: number;
-            /** Features */
+            /**
+             * Estimated Accuracy
+             * @description mean calibrated confidence of the version's predictions in the window; null without any
+             */
+            estimated_accuracy?: number | null;
+            /**
+             * Estimated Accuracy Interval
+             * @description [low, high]
+             */
+            estimated_accuracy_interval?: number[] | null;
+            /**
+             * Feature Psi
+             * @description {feature: PSI}
+             */
+            feature_psi?: {
+                [key: string]: number | null;
+            };
+            /**
+             * Features
+             * @description drifted first, by impact (importance × PSI), else by PSI
+             */
             features: {
                 [key: string]: unknown;
             }[];
+            /** Holdout Accuracy */
+            holdout_accuracy?: number | null;
             /** Id */
             id: number;
             /** Job Id */
             job_id: string | null;
             /** Model Key */
             model_key: string;
+            /** @description null on reports made before 0.12 */
+            performance?: components["schemas"]["Performance"] | null;
             /** Prediction Drift */
             prediction_drift: {
                 [key: string]: unknown;
             } | null;
-            /** Realised Accuracy */
-            realised_accuracy: {
+            /**
+             * Psi Threshold
+             * @description ML_DRIFT_PSI_THRESHOLD when the check ran
+             */
+            psi_threshold?: number | null;
+            /**
+             * Realised Accuracy
+             * @description {labelled_rows, accuracy} of feedback for the version's rows in the window
+             */
+            realised_accuracy?: {
                 [key: string]: unknown;
             } | null;
             /** Sample Size */
@@ -1443,12 +1564,45 @@ export interface components {
             created_at: string;
             /** Drifted Share */
             drifted_share: number;
+            /**
+             * Estimated Accuracy
+             * @description mean calibrated confidence of the version's predictions in the window; null without any
+             */
+            estimated_accuracy?: number | null;
+            /**
+             * Estimated Accuracy Interval
+             * @description [low, high]
+             */
+            estimated_accuracy_interval?: number[] | null;
+            /**
+             * Feature Psi
+             * @description {feature: PSI}
+             */
+            feature_psi?: {
+                [key: string]: number | null;
+            };
+            /** Holdout Accuracy */
+            holdout_accuracy?: number | null;
             /** Id */
             id: number;
             /** Job Id */
             job_id: string | null;
             /** Model Key */
             model_key: string;
+            /** @description null on reports made before 0.12 */
+            performance?: components["schemas"]["Performance"] | null;
+            /**
+             * Psi Threshold
+             * @description ML_DRIFT_PSI_THRESHOLD when the check ran
+             */
+            psi_threshold?: number | null;
+            /**
+             * Realised Accuracy
+             * @description {labelled_rows, accuracy} of feedback for the version's rows in the window
+             */
+            realised_accuracy?: {
+                [key: string]: unknown;
+            } | null;
             /** Sample Size */
             sample_size: number;
             /** Source */
@@ -4509,6 +4663,47 @@ export interface operations {
             };
             /** @description Conflicts with the current state of the object */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    activity_predictions_activity_get: {
+        parameters: {
+            query?: {
+                /** @description how many hours back, the current one included */
+                hours?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ActivityRead"];
+                };
+            };
+            /** @description Not signed in: no token, or an invalid, expired or revoked one */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -212,6 +212,15 @@ export interface PredictJob {
   results: RowResult[] | null;
 }
 
+export interface PredictionActivity {
+  hours: number;
+  bucket_s: number;
+  /** Start of the first bucket (a whole UTC hour); the last bucket is the current hour. */
+  start: string;
+  /** Predictions per bucket of every model, oldest first. */
+  models: Record<string, number[]>;
+}
+
 export interface FeedbackResult {
   job_id: string;
   labelled_rows: number;
@@ -230,6 +239,24 @@ export interface DriftSummary {
   sample_size: number;
   trigger: string;
   job_id: string | null;
+  /** {labelled_rows, accuracy} of the feedback for the window's rows; null without feedback. */
+  realised_accuracy?: Record<string, unknown> | null;
+  /** Mean calibrated confidence of the window's predictions (null without predictions). */
+  estimated_accuracy?: number | null;
+  estimated_accuracy_interval?: number[] | null;
+  holdout_accuracy?: number | null;
+  performance?: DriftPerformance | null;
+  feature_psi?: Record<string, number | null>;
+  psi_threshold?: number | null;
+}
+
+export interface DriftPerformance {
+  reference: number | null;
+  value: number | null;
+  source: 'realised' | 'estimated' | null;
+  change: number | null;
+  threshold: number;
+  dropped: boolean;
 }
 
 export interface DriftFeature {

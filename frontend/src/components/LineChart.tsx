@@ -1,17 +1,39 @@
-/** A small hand-written SVG line chart (one or two series over x). */
-import { extent, formatTick, linearScale, linePath, niceTicks } from '@/lib/chart';
+/** A small hand-written SVG line chart (a few series over x, optional dashed reference lines and a band). */
+import { bandPath, extent, formatTick, linearScale, linePath, niceTicks } from '@/lib/chart';
 
 export interface Series {
   name: string;
   color: string;
   points: { x: number; y: number | null }[];
+  /** stroke-dasharray: reference lines (holdout accuracy, a threshold) are dashed. */
+  dash?: string;
+}
+
+export interface Band {
+  name: string;
+  color: string;
+  points: { x: number; low: number; high: number }[];
 }
 
 const W = 560;
 const H = 200;
 const M = { l: 44, r: 12, t: 10, b: 28 };
 
-export function LineChart({ series, label, xLabel, yDomain }: { series: Series[]; label: string; xLabel: string; yDomain?: [number, number] }) {
+export function LineChart({
+  series,
+  label,
+  xLabel,
+  yDomain,
+  band,
+  testid,
+}: {
+  series: Series[];
+  label: string;
+  xLabel: string;
+  yDomain?: [number, number];
+  band?: Band;
+  testid?: string;
+}) {
   const xs = series.flatMap((s) => s.points.map((p) => p.x));
   const ys = series.flatMap((s) => s.points.map((p) => p.y)).filter((y): y is number => y !== null);
   const [x0, x1] = extent(xs, [0, 1]);
@@ -21,7 +43,7 @@ export function LineChart({ series, label, xLabel, yDomain }: { series: Series[]
   const yt = niceTicks(y0, y1, 4);
   const xt = niceTicks(x0, x1, 6);
   return (
-    <figure className="chart">
+    <figure className="chart" data-testid={testid}>
       <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={label} preserveAspectRatio="xMidYMid meet">
         {yt.map((t) => (
           <g key={`y${t}`}>
@@ -39,11 +61,15 @@ export function LineChart({ series, label, xLabel, yDomain }: { series: Series[]
         <text x={W - M.r} y={H - 2} textAnchor="end" className="axis-label">
           {xLabel}
         </text>
+        {band && <path d={bandPath(band.points, sx, sy)} fill={band.color} opacity={0.18} stroke="none" />}
         {series.map((s) => (
           <g key={s.name}>
-            <path d={linePath(s.points, sx, sy)} fill="none" stroke={s.color} strokeWidth={2} />
-            {s.points.length === 1 && s.points[0].y !== null && (
-              <circle cx={sx(s.points[0].x)} cy={sy(s.points[0].y)} r={3} fill={s.color} />
+            <path d={linePath(s.points, sx, sy)} fill="none" stroke={s.color} strokeWidth={2} strokeDasharray={s.dash} />
+            {/* Isolated values (a single report, or gaps on both sides) are dots: a line needs two. */}
+            {s.points.map((p, i) =>
+              p.y !== null && (s.points[i - 1]?.y ?? null) === null && (s.points[i + 1]?.y ?? null) === null ? (
+                <circle key={i} cx={sx(p.x)} cy={sy(p.y)} r={3} fill={s.color} />
+              ) : null,
             )}
           </g>
         ))}
@@ -54,6 +80,11 @@ export function LineChart({ series, label, xLabel, yDomain }: { series: Series[]
             <span className="swatch" style={{ background: s.color }} aria-hidden="true" /> {s.name}
           </span>
         ))}
+        {band && band.points.length > 1 && (
+          <span>
+            <span className="swatch" style={{ background: band.color, opacity: 0.4 }} aria-hidden="true" /> {band.name}
+          </span>
+        )}
       </figcaption>
     </figure>
   );

@@ -51,3 +51,28 @@ export function formatTick(v: number): string {
   if (a >= 10) return v.toFixed(1).replace(/\.0$/, '');
   return Number(v.toPrecision(2)).toString();
 }
+
+/**
+ * Sparkline path of counts (oldest first) in a width × height box: one point per
+ * count, the baseline at the bottom, the largest count at the top. All zeros draw
+ * a flat line on the baseline, not a line through the middle.
+ */
+export function sparklinePath(counts: number[], width: number, height: number, pad = 1): string {
+  if (!counts.length) return '';
+  const max = Math.max(0, ...counts.filter(Number.isFinite));
+  const sx = counts.length === 1 ? () => width / 2 : linearScale([0, counts.length - 1], [pad, width - pad]);
+  const sy = max > 0 ? linearScale([0, max], [height - pad, pad]) : () => height - pad;
+  return linePath(
+    counts.map((c, i) => ({ x: i, y: Number.isFinite(c) ? c : null })),
+    sx,
+    sy,
+  );
+}
+
+/** Closed SVG path of a band: along the highs, back along the lows (an interval around a line). */
+export function bandPath(points: { x: number; low: number; high: number }[], sx: Scale, sy: Scale): string {
+  if (points.length < 2) return '';
+  const top = points.map((p, i) => `${i ? 'L' : 'M'}${sx(p.x).toFixed(1)} ${sy(p.high).toFixed(1)}`);
+  const bottom = [...points].reverse().map((p) => `L${sx(p.x).toFixed(1)} ${sy(p.low).toFixed(1)}`);
+  return `${top.join('')}${bottom.join('')}Z`;
+}

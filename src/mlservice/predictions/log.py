@@ -190,27 +190,22 @@ def _read_stream(path: Path) -> pa.Table | None:
     return pa.Table.from_batches(batches, schema=schema) if batches else None
 
 
-def read_log(
+def log_tables(
     store: ArtifactStore,
     model_key: str,
+    first_day: date | None = None,
+    last_day: date | None = None,
     *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    version: str | None = None,
     columns: Sequence[str] | None = None,
     strings_as_categories: bool = False,
-) -> pd.DataFrame:
-    """Logged rows of a model in [since, until), oldest first, as a DataFrame.
+) -> list[pa.Table]:
+    """The log files of a model's day folders in [first_day, last_day], one table each.
 
-    Filtering and ordering happen in Arrow, before pandas sees the rows. With
-    ``strings_as_categories`` text columns of the Parquet files come back as categoricals, read
-    straight from Parquet's dictionary pages: no per-row string objects, and counting them is a
-    pass over the codes (what a drift check over a million rows wants)."""
+    A segment compacted while it is read is taken from its Parquet file. ``columns`` reads only
+    those columns of the Parquet files (counting predictions reads the timestamps alone)."""
     root = store.path(f"{LOG_DIR}/{model_key}")
     if not root.is_dir():
-        return pd.DataFrame(columns=list(META_COLUMNS))
-    first_day = since.date() if since else None
-    last_day = until.date() if until else None
+        return []
     tables: list[pa.Table] = []
     for day_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         try:
@@ -231,12 +226,36 @@ def read_log(
                 compacted = path.with_suffix(".parquet")
                 if table is None and compacted.exists():
                     path, table = compacted, None
-                elif table is not None and strings_as_categories:
-                    table = _strings_as_dictionaries(table)  # to concatenate with Parquet's
+                elif table is not None:
+                    if columns is not None:
+                        table = table.select([c for c in columns if c in table.column_names])
+                    if strings_as_categories:
+                        table = _strings_as_dictionaries(table)  # to concatenate with Parquet's
             if path.suffix == ".parquet":
-                table = _read_parquet(path, strings_as_categories)
+                table = _read_parquet(path, strings_as_categories, columns)
             if table is not None and table.num_rows:
                 tables.append(table)
+    return tables
+
+
+def read_log(
+    store: ArtifactStore,
+    model_key: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    version: str | None = None,
+    columns: Sequence[str] | None = None,
+    strings_as_categories: bool = False,
+) -> pd.DataFrame:
+    """Logged rows of a model in [since, until), oldest first, as a DataFrame.
+
+    Filtering and ordering happen in Arrow, before pandas sees the rows. With
+    ``strings_as_categories`` text columns of the Parquet files come back as categoricals, read
+    straight from Parquet's dictionary pages: no per-row string objects, and counting them is a
+    pass over the codes (what a drift check over a million rows wants)."""
+    tables = log_tables(store, model_key, since.date() if since else None, until.date() if until else None,
+                        strings_as_categories=strings_as_categories)
     if not tables:
         return pd.DataFrame(columns=list(META_COLUMNS))
     table = pa.concat_tables(tables, promote_options="permissive")
@@ -270,12 +289,14 @@ def _strings_as_dictionaries(table: pa.Table) -> pa.Table:
     return table
 
 
-def _read_parquet(path: Path, strings_as_categories: bool) -> pa.Table:
-    if not strings_as_categories:
+def _read_parquet(path: Path, strings_as_categories: bool, columns: Sequence[str] | None = None) -> pa.Table:
+    if columns is None and not strings_as_categories:
         return pq.read_table(path)
     schema = pq.read_schema(path)
-    text = [f.name for f in schema if _is_text(f.type)]
-    return pq.read_table(path, read_dictionary=text)
+    if columns is not None:
+        columns = [c for c in columns if c in schema.names]
+    text = [f.name for f in schema if _is_text(f.type)] if strings_as_categories else None
+    return pq.read_table(path, columns=columns, read_dictionary=text)
 
 
 def delete_older_than(store: ArtifactStore, days: int, today: date | None = None) -> int:

@@ -18,9 +18,11 @@ from mlservice.jobs.schemas import JobCreated
 from mlservice.observability.metrics import MetricsDep
 from mlservice.origin import request_origin
 from mlservice.predictions import service
+from mlservice.predictions.activity import prediction_activity
 from mlservice.predictions.deps import PredictionLogDep, VersionResolverDep
 from mlservice.predictions.feedback import add_feedback
 from mlservice.predictions.schemas import (
+    ActivityRead,
     BatchRequest,
     ExportFormat,
     FeedbackRead,
@@ -129,6 +131,17 @@ async def predict_sync(
     return Response(orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 
+@router.get("/predictions/activity", response_model=ActivityRead)
+def activity(
+    _principal: CurrentPrincipal,
+    session: SessionDep,
+    artifacts: ArtifactsDep,
+    hours: Annotated[int, Query(ge=1, le=168, description="how many hours back, the current one included")] = 24,
+) -> ActivityRead:
+    """Predictions per hour of every model (sync and batch), counted from the prediction log."""
+    return ActivityRead(**prediction_activity(session, artifacts, hours))
+
+
 @router.post(
     "/quality",
     status_code=status.HTTP_202_ACCEPTED,
@@ -144,5 +157,11 @@ def quality_check(principal: CurrentPrincipal, body: QualityBody, start: StartBa
 def feedback(
     job_id: str, body: FeedbackRequest, principal: CurrentPrincipal, session: SessionDep, artifacts: ArtifactsDep
 ) -> FeedbackRead:
+    """True labels for rows of a completed prediction job (rows numbered from 0 as sent).
+
+    Rows the job does not have, or one row given different labels in the same request, are
+    refused (422) and nothing is stored. A row labelled again in a later request takes the
+    latest label. A class the model never predicted is kept, so a retrained challenger can
+    learn it."""
     labels = [{"row": item.row, "label": item.label} for item in body.labels]
     return FeedbackRead(**add_feedback(session, artifacts, principal, job_id, labels))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -77,3 +78,10 @@ class FeedbackRead(BaseModel):
     job_id: str
     labelled_rows: int
     realised_accuracy: float | None
+
+
+class ActivityRead(BaseModel):
+    hours: int
+    bucket_s: int = Field(description="seconds per count: one hour")
+    start: datetime = Field(description="start of the first bucket, a whole UTC hour; the last bucket is the current hour")
+    models: dict[str, list[int]] = Field(description="each registered model's predictions per bucket, oldest first")

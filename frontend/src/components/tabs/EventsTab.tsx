@@ -6,12 +6,12 @@
  */
 import { useEffect, useRef, useState } from 'react';
 import { alerts, drift, events } from '@/api/endpoints';
-import type { DriftFeature } from '@/api/types';
-import { formatDate, percent } from '@/lib/format';
+import { formatDate } from '@/lib/format';
 import { useLive } from '@/lib/live';
 import { isFinished } from '@/lib/liveState';
 import { useAction, useApi } from '@/lib/useApi';
 import { DriftReportTable } from '../DriftReportTable';
+import { DriftReportView } from '../DriftReportView';
 import { Empty, ErrorBox, Loading } from '../Status';
 import type { TabProps } from './registry';
 
@@ -103,83 +103,8 @@ function Reports({ tick, selected }: { tick: number; selected: number | null }) 
       ) : (
         <DriftReportTable items={items} selected={selected} />
       )}
-      {selected !== null && <ReportView id={selected} />}
+      {selected !== null && <DriftReportView id={selected} />}
     </section>
-  );
-}
-
-function Bars({ f }: { f: DriftFeature }) {
-  const ref = f.reference_shares ?? [];
-  const cur = f.current_shares ?? [];
-  const labels = f.bin_labels ?? [];
-  const n = Math.min(8, Math.max(ref.length, cur.length));
-  if (!n) return null;
-  return (
-    <div className="bars" aria-label={`Reference vs current shares of ${f.name}`} role="img">
-      {Array.from({ length: n }, (_, i) => (
-        <div key={i} title={`${labels[i] ?? i}: reference ${percent(ref[i] ?? 0)}, current ${percent(cur[i] ?? 0)}`}>
-          <div className="bar bar-ref" style={{ width: `${(ref[i] ?? 0) * 100}%` }} />
-          <div className="bar bar-cur" style={{ width: `${(cur[i] ?? 0) * 100}%` }} />
-        </div>
-      ))}
-    </div>
-  );
-}
-
-const num = (v: number | null | undefined) => (typeof v === 'number' ? v.toFixed(3) : '—');
-
-function ReportView({ id }: { id: number }) {
-  const r = useApi((signal) => drift.report(id, signal), [id]);
-  if (r.error) return <ErrorBox message={r.error} onRetry={r.reload} />;
-  if (!r.data) return <Loading label="Loading the report…" />;
-  const d = r.data;
-  const features = d.features as unknown as DriftFeature[];
-  return (
-    <div data-testid="drift-report">
-      <h3>
-        Report #{d.id}: {d.model_key} {d.version} — {d.verdict}
-      </h3>
-      <p className="muted">
-        {d.sample_size} rows, {percent(d.drifted_share)} of features drifted · {formatDate(d.window_start, '—')} → {formatDate(d.window_end, '—')} ·{' '}
-        {d.trigger}
-      </p>
-      <p className="legend">
-        <span>
-          <span className="swatch bar-ref" aria-hidden="true" /> reference
-        </span>
-        <span>
-          <span className="swatch bar-cur" aria-hidden="true" /> current
-        </span>
-      </p>
-      <div className="table-wrap">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Feature</th>
-              <th scope="col">Type</th>
-              <th scope="col">PSI</th>
-              <th scope="col">JS</th>
-              <th scope="col">Severity</th>
-              <th scope="col">Reference vs current</th>
-            </tr>
-          </thead>
-          <tbody>
-            {features.map((f) => (
-              <tr key={f.name}>
-                <td>{f.name}</td>
-                <td>{f.type ?? ''}</td>
-                <td>{num(f.psi)}</td>
-                <td>{num(f.js)}</td>
-                <td>{f.severity ?? 'none'}</td>
-                <td>
-                  <Bars f={f} />
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-    </div>
   );
 }
 

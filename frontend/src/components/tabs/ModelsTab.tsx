@@ -1,14 +1,16 @@
 'use client';
 /**
  * Models: every key with its active version; a model's versions with
- * metrics, a version's confusion matrix, promote / rollback (admins), drift
- * history (drifted share over time) and "Check drift now".
+ * metrics, a version's confusion matrix and permutation feature importance,
+ * promote / rollback (admins), drift history (drifted share, accuracy and each
+ * feature's PSI over time; ModelMonitoring, loaded on demand) and "Check drift now".
  * model.* and drift.report_ready messages refresh what is shown.
  */
-import { useState } from 'react';
+import { lazy, Suspense, useState } from 'react';
 import { drift, models } from '@/api/endpoints';
 import type { DriftSummary, ModelDetail, User } from '@/api/types';
 import { formatDate, percent } from '@/lib/format';
+import { importanceRows } from '@/lib/monitoring';
 import { useLive } from '@/lib/live';
 import { isAdmin } from '@/lib/permissions';
 import { useAction, useApi } from '@/lib/useApi';
@@ -19,6 +21,9 @@ import { JobView } from '../JobView';
 import { LineChart } from '../LineChart';
 import { Empty, ErrorBox, Loading, Notice } from '../Status';
 import type { TabProps } from './registry';
+
+// The monitoring charts are a chunk of their own, fetched when a model with reports is shown.
+const ModelMonitoring = lazy(() => import('../ModelMonitoring'));
 
 export default function ModelsTab({ user }: TabProps) {
   const list = useApi((signal) => models.list(signal));
@@ -181,9 +186,17 @@ function VersionMatrix({ modelKey, version }: { modelKey: string; version: strin
   const cm = v.data?.full_metrics?.confusion_matrix as { labels: unknown[]; matrix: number[][] } | undefined;
   if (v.error) return <ErrorBox message={v.error} />;
   if (!v.data) return <Loading label="Loading the version…" />;
-  if (!cm?.labels?.length) return <p className="muted">No confusion matrix for {version}.</p>;
+  const importance = <FeatureImportance version={version} value={v.data.full_metrics?.feature_importance} />;
+  if (!cm?.labels?.length)
+    return (
+      <>
+        <p className="muted">No confusion matrix for {version}.</p>
+        {importance}
+      </>
+    );
   const max = Math.max(1, ...cm.matrix.flat());
   return (
+    <>
     <div className="table-wrap">
       <table className="matrix" aria-label={`Confusion matrix of ${version}: rows are true classes, columns predicted`}>
         <caption>
@@ -218,6 +231,29 @@ function VersionMatrix({ modelKey, version }: { modelKey: string; version: strin
         </tbody>
       </table>
     </div>
+    {importance}
+    </>
+  );
+}
+
+/** Permutation importance measured at training: the holdout accuracy lost when a feature is shuffled. */
+function FeatureImportance({ version, value }: { version: string; value: unknown }) {
+  const rows = importanceRows(value);
+  if (!rows.length) return <p className="muted">No feature importance for {version} (trained before 0.12).</p>;
+  return (
+    <>
+      <h3 id={`fi-${version}`}>Feature importance, {version}</h3>
+      <p className="muted">Accuracy lost on the holdout when the feature is shuffled (permutation importance).</p>
+      <div className="importance" role="list" aria-labelledby={`fi-${version}`} data-testid="feature-importance">
+        {rows.map((r) => (
+          <div key={r.name} role="listitem" style={{ display: 'contents' }}>
+            <span>{r.name}</span>
+            <span className="num">{r.drop >= 0 ? '' : '−'}{Math.abs(r.drop * 100).toFixed(1)} pt</span>
+            <span className="bar" style={{ width: `${r.share * 100}%` }} aria-hidden="true" />
+          </div>
+        ))}
+      </div>
+    </>
   );
 }
 
@@ -261,6 +297,9 @@ function DriftPanel({ modelKey, tick }: { modelKey: string; tick: number }) {
               },
             ]}
           />
+          <Suspense fallback={<Loading label="Loading the charts…" />}>
+            <ModelMonitoring modelKey={modelKey} reports={items} />
+          </Suspense>
           <DriftReportTable items={[...items].reverse()} />
         </>
       )}
