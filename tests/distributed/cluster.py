@@ -45,6 +45,17 @@ def fresh_postgres_database(prefix: str = "mlservice_dist") -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def wait_job(base: str, headers: dict, job_id: str, timeout: float = 120, path: str = "/jobs/") -> dict:
+    """Poll a job over HTTP until it ends (any server: a replica, a serve run as PID 1)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{base}{path}{job_id}", headers=headers, timeout=30).json()
+        if job["status"] in ("completed", "failed", "cancelled"):
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} did not end: {job}")
+
+
 class Cluster:
     def __init__(self, workdir: Path, database_url: str, **settings: str) -> None:
         self.workdir = workdir

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tests.distributed.cluster import Cluster, fresh_postgres_database
+from tests.distributed.cluster import Cluster, fresh_postgres_database, wait_job
 from tests.helpers import adult_sample, records
 
 LONG_TRAINING = {"hidden_layer_sizes": [256, 256], "max_iter": 120, "early_stopping": False}
@@ -51,16 +51,6 @@ def job_row(cluster: Cluster, job_id: str) -> dict:
     with psycopg.connect(url) as connection:
         row = connection.execute("SELECT status, attempts, worker, error FROM jobs WHERE id = %s", (job_id,)).fetchone()
     return dict(zip(("status", "attempts", "worker", "error"), row))
-
-
-def wait_job(base: str, headers: dict, job_id: str, timeout: float = 120, path: str = "/jobs/") -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{base}{path}{job_id}", headers=headers, timeout=30).json()
-        if job["status"] in ("completed", "failed", "cancelled"):
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} did not end: {job}")
 
 
 def test_worker_killed_mid_training_the_other_finishes_the_job(cluster: Cluster) -> None:

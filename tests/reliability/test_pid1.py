@@ -5,30 +5,22 @@ parent's pid of 1 as "orphaned" and exited at once (BrokenProcessPool, WorkerLos
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.distributed.cluster import Cluster, fresh_postgres_database
+from tests.distributed.cluster import Cluster, fresh_postgres_database, wait_job
 from tests.helpers import adult_sample, csv_bytes
 from tests.live_server import AS_PID_1, live_server
 
 TRAINING = {"target": "income", "model_key": "pid1", "params": '{"hidden_layer_sizes": [8], "max_iter": 5}'}
 
 
-def train_and_wait(base: str, headers: dict[str, str], timeout: float = 180) -> dict:
+def train_and_wait(base: str, headers: dict[str, str]) -> dict:
     files = {"file": ("adult.csv", csv_bytes(adult_sample(200)), "text/csv")}
     response = httpx.post(f"{base}/train", headers=headers, files=files, data=TRAINING, timeout=60)
     assert response.status_code == 202, response.text
-    job_id = response.json()["job_id"]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{base}/jobs/{job_id}", headers=headers, timeout=30).json()
-        if job["status"] in ("completed", "failed", "cancelled"):
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} did not end: {job}")
+    return wait_job(base, headers, response.json()["job_id"], timeout=180)
 
 
 def test_serve_as_pid_1_runs_jobs_in_its_local_workers(tmp_path: Path) -> None:
