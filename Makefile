@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 FRONTEND := frontend
 
-.PHONY: run install install-dev dashboard browser test test-frontend soak clean
+.PHONY: run install install-dev dashboard dist browser test test-frontend soak clean
 
 run: install dashboard
 	$(BIN)/mlservice serve
@@ -32,6 +32,14 @@ $(FRONTEND)/node_modules/.package-lock.json: $(FRONTEND)/package-lock.json
 
 $(FRONTEND)/out/index.html: $(FRONTEND)/node_modules/.package-lock.json $(shell find $(FRONTEND)/src $(FRONTEND)/app $(FRONTEND)/public -type f 2>/dev/null) $(wildcard $(FRONTEND)/*.ts $(FRONTEND)/*.mjs $(FRONTEND)/*.json)
 	cd $(FRONTEND) && npm run build
+
+# An sdist and a wheel in dist/, the dashboard's static export inside both (setup.py copies it into
+# the package at build time): `pip install dist/mlservice-*.whl` needs no Node.
+# Needs only `build` in the venv, not the test dependencies.
+dist: $(BIN)/python dashboard
+	$(BIN)/pip install --quiet "build>=1.2,<2"
+	rm -rf dist build
+	$(BIN)/python -m build --outdir dist .
 
 test: install-dev dashboard
 	$(BIN)/python -m pytest

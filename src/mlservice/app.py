@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import html
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +16,7 @@ from typing import Any
 import fastapi_offline
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.docs import get_redoc_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -29,6 +31,7 @@ from mlservice.auth.router import router as auth_router
 from mlservice.bodies import component_schemas
 from mlservice.datasets.router import router as datasets_router
 from mlservice.db import Database
+from mlservice.docs import add_security, swagger_ui_html
 from mlservice.drift.router import router as drift_router
 from mlservice.drift.service import run_daily_checks
 from mlservice.errors import install_error_handlers
@@ -58,7 +61,15 @@ from mlservice.wiring import register_job_kinds
 
 log = logging.getLogger(__name__)
 
+# Where the dashboard's static export is looked for when ML_DASHBOARD_DIR is unset, first usable
+# one wins: the copy inside the installed package (setup.py puts frontend/out there when it builds
+# a wheel), then a development checkout's frontend/out (`make dashboard`). In practice only one
+# exists: setup.py copies into the build tree, never into src/, so a checkout has no packaged copy
+# that could go stale behind a fresh `make dashboard`; an installed package has no frontend/ above.
+PACKAGED_DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
 REPO_DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "frontend" / "out"
+# The scripts and styles index.html links; any missing one means a browser shows a blank page.
+_EXPORT_ASSET = re.compile(r'(?:src|href)="/(_next/[^"?#]+)"')
 DOCS_ASSETS_DIR = Path(fastapi_offline.__file__).resolve().parent / "static"
 DOCS_ASSETS_URL = "/docs-assets"
 
@@ -99,9 +110,71 @@ class DashboardFiles(StaticFiles):
         return Response(body, status_code=200, headers=headers, media_type=response.media_type)
 
 
+def dashboard_problem(directory: Path) -> str | None:
+    """Why ``directory`` is not a usable export (missing, truncated, corrupt), or None."""
+    index = directory / "index.html"
+    if not index.is_file():
+        return f"{index} is missing"
+    try:
+        page = index.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"{index} cannot be read ({exc})"
+    if not page.strip():
+        return f"{index} is empty"
+    missing = sorted({ref for ref in _EXPORT_ASSET.findall(page) if not (directory / ref).is_file()})
+    if missing:
+        return f"{len(missing)} file(s) that {index} links are missing, e.g. {missing[0]}"
+    return None
+
+
+def locate_dashboard(settings: Settings) -> tuple[Path | None, str | None]:
+    """``(directory, None)`` for a usable export, else ``(None, why not)``."""
+    if settings.dashboard_dir is not None:
+        candidates = [settings.dashboard_dir]  # asked for by name: never serve another one instead
+    else:
+        candidates = [d for d in (PACKAGED_DASHBOARD_DIR, REPO_DASHBOARD_DIR) if d.exists()]
+        if not candidates:
+            return None, ("no dashboard export is installed (a wheel built without `make dashboard`, "
+                          "or a checkout where it has not run)")
+    problems = []
+    for directory in candidates:
+        problem = dashboard_problem(directory)
+        if problem is None:
+            return directory, None
+        problems.append(problem)
+    return None, "; ".join(problems)
+
+
 def dashboard_directory(settings: Settings) -> Path | None:
-    directory = settings.dashboard_dir or REPO_DASHBOARD_DIR
-    return directory if (directory / "index.html").is_file() else None
+    return locate_dashboard(settings)[0]
+
+
+# Served at / when there is no usable dashboard, so a browser gets an answer instead of a JSON 404.
+# 503: the dashboard part of the service is unavailable (a check of "/" cannot pass by mistake).
+# The reason, with its server paths, goes to the log only.
+_NO_DASHBOARD_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ML Service: no dashboard</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
+<h1>ML Service {version}: the API runs, the dashboard is unavailable</h1>
+<p>This installation has no usable dashboard (its static export is missing or damaged), so only the
+API is served. The server log says what is wrong. Reinstall a wheel built by <code>make dist</code>,
+run <code>make dashboard</code> in a checkout, or point <code>ML_DASHBOARD_DIR</code> at an export.</p>
+<p>Health: <a href="/health">/health</a>. API docs (sign-in needed): <a href="/docs">/docs</a>.</p>
+</body></html>
+"""
+
+
+def _add_dashboard(app: FastAPI, settings: Settings) -> None:
+    directory, problem = locate_dashboard(settings)
+    if directory is not None:
+        app.mount("/", DashboardFiles(directory=directory, html=True), name="dashboard")
+        return
+    log.warning("dashboard unavailable, serving the API only: %s", problem)
+    page = _NO_DASHBOARD_PAGE.format(version=html.escape(__version__))
+
+    @app.get("/", include_in_schema=False)
+    def no_dashboard() -> HTMLResponse:
+        return HTMLResponse(page, status_code=503, headers={"Cache-Control": "no-cache"})
 
 
 def create_queue(settings: Settings) -> JobQueue:
@@ -208,25 +281,24 @@ def create_app(
     app.include_router(alerts_router)
     _add_protected_docs(app)
 
-    directory = dashboard_directory(settings)
-    if directory is not None:
-        app.mount("/", DashboardFiles(directory=directory, html=True), name="dashboard")
+    _add_dashboard(app, settings)
     return app
 
 
 def _add_protected_docs(app: FastAPI) -> None:
-    """0.11.2 kept the API description behind authentication, and so do we."""
+    """0.11.2 kept the API description behind authentication, and so do we. The description
+    declares the bearer scheme and which operations need it (``mlservice.docs``)."""
 
     generate = app.openapi
 
-    def openapi_with_documented_bodies() -> dict[str, Any]:
+    def openapi_with_documented_bodies_and_security() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
             schema.setdefault("components", {}).setdefault("schemas", {}).update(component_schemas())
-            app.openapi_schema = schema
+            app.openapi_schema = add_security(schema, app.routes)
         return app.openapi_schema
 
-    app.openapi = openapi_with_documented_bodies  # type: ignore[method-assign]
+    app.openapi = openapi_with_documented_bodies_and_security  # type: ignore[method-assign]
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi(_principal: CurrentPrincipal) -> JSONResponse:
@@ -238,13 +310,8 @@ def _add_protected_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def swagger(_principal: CurrentPrincipal) -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="ML Service API",
-            swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
-        )
+        # Our own page: Authorize persists, and "Try it out" works with the dashboard's cookie.
+        return swagger_ui_html(openapi_url="/openapi.json", title="ML Service API", assets_url=DOCS_ASSETS_URL)
 
     @app.get("/redoc", include_in_schema=False)
     def redoc(_principal: CurrentPrincipal) -> HTMLResponse:

@@ -52,7 +52,7 @@ def bootstrap(settings: Settings):  # type: ignore[no-untyped-def]
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from mlservice.app import create_app, dashboard_directory
+    from mlservice.app import create_app
 
     host = args.host or settings.service_host
     port = args.port or settings.service_port
@@ -70,8 +70,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             print(f"error: ML_USE_HTTPS is on but {problem}", file=sys.stderr)
             return 2
         ssl = {"ssl_certfile": str(settings.ssl_cert_file), "ssl_keyfile": str(settings.ssl_key_file)}
-    if dashboard_directory(settings) is None:
-        log.warning("dashboard not built: the API runs without it (build with `make dashboard`)")
     scheme = "https" if ssl else "http"
     print(f"ML Service {__version__} on {scheme}://{host}:{port}  (database: {database.backend})", file=sys.stderr)
     uvicorn.run(
