@@ -7,7 +7,8 @@ session; tables are emptied after every test so tests stay independent.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
@@ -123,6 +124,26 @@ def app(settings: Settings, database: Database):
 def client(app) -> Iterator[TestClient]:
     with TestClient(app) as test_client:
         yield test_client
+
+
+@contextmanager
+def client_factory(tmp_path: Path, database: Database) -> Iterator[Callable[..., TestClient]]:
+    """Clients on apps with per-test settings over one database; every one is closed at the end."""
+    with ExitStack() as opened:
+        def make(**overrides) -> TestClient:
+            settings = make_settings(tmp_path, database, **overrides)
+            with database.session(write=True) as session:
+                ensure_first_admin(session, settings)
+            return opened.enter_context(TestClient(create_app(settings, database)))
+
+        yield make
+
+
+@pytest.fixture
+def make_client(tmp_path: Path, database: Database) -> Iterator[Callable[..., TestClient]]:
+    """A client on an app with extra settings (``make_client(trust_proxy=True)``)."""
+    with client_factory(tmp_path, database) as make:
+        yield make
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ class LiveServer:
         if self.process.poll() is None:
             self.kill()
         assert self.home is not None
-        self.process, self.lines = _spawn(self.home, self.env, self.launcher)
+        self.process, self.lines = spawn_serve(self.home, self.env, self.launcher)
 
     def admin_token(self, verify: object = True) -> str:
         response = httpx.post(f"{self.url}/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD},
@@ -81,7 +81,7 @@ def live_server(home: Path, scheme: str = "http", launcher: tuple[str, ...] = ()
         "ML_DATA_DIR": str(home / "data"), "ML_SERVICE_HOST": "127.0.0.1", "ML_SERVICE_PORT": str(port),
         "ML_ADMIN_PASSWORD": ADMIN_PASSWORD, **FAST_TRAINING, **settings,
     }
-    process, lines = _spawn(home, env, launcher)
+    process, lines = spawn_serve(home, env, launcher)
     server = LiveServer(f"{scheme}://127.0.0.1:{port}", process, env, lines, home, launcher)
     try:
         yield server
@@ -94,10 +94,14 @@ def live_server(home: Path, scheme: str = "http", launcher: tuple[str, ...] = ()
             process.kill()
 
 
-def _spawn(home: Path, env: dict[str, str], launcher: tuple[str, ...] = ()) -> tuple[subprocess.Popen, list[str]]:
-    """`mlservice serve` in a process group of its own (so a test can kill it with its workers),
+MLSERVICE = (sys.executable, "-m", "mlservice")  # this checkout's, from the suite's venv
+
+
+def spawn_serve(home: Path, env: dict[str, str], launcher: tuple[str, ...] = (),
+                program: tuple[str, ...] = MLSERVICE) -> tuple[subprocess.Popen, list[str]]:
+    """`program serve` in a process group of its own (so a test can kill it with its workers),
     returned once it listens."""
-    process = subprocess.Popen([*launcher, sys.executable, "-m", "mlservice", "serve"], env=env, cwd=home,
+    process = subprocess.Popen([*launcher, *program, "serve"], env=env, cwd=home,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     lines: list[str] = []

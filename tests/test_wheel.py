@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from mlservice import __version__
 from mlservice.app import create_app
 from tests.conftest import make_settings
 from tests.helpers import adult_sample
-from tests.live_server import free_port
+from tests.live_server import free_port, spawn_serve
 
 REPO = Path(__file__).resolve().parents[1]
 EXPORT = REPO / "frontend" / "out"
@@ -138,18 +137,8 @@ def _serve(venv: dict[str, object], home: Path) -> Iterator[tuple[str, list[str]
         "ML_ADMIN_PASSWORD": ADMIN_PASSWORD, "ML_SERVICE_HOST": "127.0.0.1", "ML_SERVICE_PORT": str(port),
         "ML_MIN_WORKERS": "1", "ML_MAX_WORKERS_LIMIT": "1",
     }
-    process = subprocess.Popen([str(venv["bin"] / "mlservice"), "serve"], env=env, cwd=home,  # type: ignore[operator]
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines: list[str] = []
+    process, lines = spawn_serve(home, env, program=(str(venv["bin"] / "mlservice"),))  # type: ignore[operator]
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()  # type: ignore[union-attr]
-            lines.append(line)
-            if "Uvicorn running" in line or process.poll() is not None:
-                break
-        assert process.poll() is None, "serve did not start:\n" + "".join(lines)
-        threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()  # type: ignore[arg-type]
         yield f"http://127.0.0.1:{port}", lines
     finally:
         process.terminate()

@@ -5,42 +5,20 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-import pytest
 import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from mlservice.alerts.models import Alert
-from mlservice.app import create_app
-from mlservice.auth.service import ensure_first_admin
 from mlservice.db import Database, utcnow
 from mlservice.events.models import Event
 from mlservice.events.queries import delete_expired_events
 from mlservice.events.summary import summarize
 from tests.backends import REDIS_URL
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, make_settings
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME
 from tests.helpers import SMALL_PARAMS, USER_PASSWORD, Accounts, adult_sample, login, records, train
 
 UA = {"User-Agent": "events-test/1.0"}
-
-
-@pytest.fixture
-def make_client(tmp_path, database: Database):
-    """A client on an app with extra settings (the fixture closes every client it opened)."""
-    opened = []
-
-    def make(**overrides) -> TestClient:
-        settings = make_settings(tmp_path, database, **overrides)
-        with database.session(write=True) as session:
-            ensure_first_admin(session, settings)
-        client = TestClient(create_app(settings, database))
-        client.__enter__()
-        opened.append(client)
-        return client
-
-    yield make
-    for client in opened:
-        client.__exit__(None, None, None)
 
 
 def events(client: TestClient, headers: dict, path: str = "/events", **params) -> dict:

@@ -9,11 +9,9 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from mlservice.app import create_app
-from mlservice.auth.service import ensure_first_admin
 from mlservice.settings import SettingsError, load_settings
 from mlservice.training.retrain import Scores, cap_rows, hold_out_recent_truth, judge
-from tests.conftest import make_settings
+from tests.conftest import client_factory
 from tests.helpers import Accounts, records, wait_job
 
 KEY = "sign"
@@ -24,20 +22,12 @@ PARAMS = {"hidden_layer_sizes": [8], "max_iter": 40, "learning_rate_init": 0.02}
 @pytest.fixture
 def service(tmp_path, sqlite_database):
     """An app with these settings (no automatic retrain), and the system admin's headers."""
-    opened = []
+    with client_factory(tmp_path, sqlite_database) as make:
+        def start(**overrides):
+            client = make(auto_retrain=False, **overrides)
+            return client, Accounts(client).system_admin
 
-    def start(**overrides):
-        settings = make_settings(tmp_path, sqlite_database, auto_retrain=False, **overrides)
-        with sqlite_database.session(write=True) as session:
-            ensure_first_admin(session, settings)
-        client = TestClient(create_app(settings, sqlite_database))
-        client.__enter__()
-        opened.append(client)
-        return client, Accounts(client).system_admin
-
-    yield start
-    for client in opened:
-        client.__exit__(None, None, None)
+        yield start
 
 
 def rows(count: int, low: float, high: float, seed: int) -> pd.DataFrame:
