@@ -548,7 +548,11 @@ describe('dashboard e2e (real backend, headless Chromium)', { timeout: 180_000 }
       const wide = overflow <= 0 ? [] : await page.evaluate(() => [...document.querySelectorAll('#content *')]
         .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1
           && !(e.parentElement && e.parentElement.getBoundingClientRect().right > window.innerWidth + 1))
-        .slice(0, 5).map((e) => `${e.tagName.toLowerCase()}.${e.className} (${Math.round(e.getBoundingClientRect().width)}px)`));
+        .slice(0, 5).map((e) => {
+          const path = [];
+          for (let n = e; n && n.id !== 'content'; n = n.parentElement) path.unshift(`${n.tagName.toLowerCase()}${n.className ? '.' + String(n.className).split(' ')[0] : ''}`);
+          return `${path.join('>')} (${Math.round(e.getBoundingClientRect().width)}px)`;
+        }));
       assert.ok(overflow <= 0, `#${tab}: no horizontal page scrolling at 390 px (overflow ${overflow}px): ${wide.join(', ')}`);
       await snap(`mobile-${tab}`);
     }
