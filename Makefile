@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 FRONTEND := frontend
 
-.PHONY: run install install-dev dashboard dist browser test test-frontend soak clean
+.PHONY: run install install-dev dashboard dist browser test test-frontend test-image soak clean
 
 run: install dashboard
 	$(BIN)/mlservice serve
@@ -44,6 +44,7 @@ dist: $(BIN)/python dashboard
 test: install-dev dashboard
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-frontend
+	$(MAKE) --no-print-directory test-image
 
 # Browser tests use Debian's Chromium; no tool downloads a browser of its own. CHROME_PATH is the
 # one the e2e drives: the chromium on PATH, else where Debian's package puts it. Evaluated when
@@ -61,6 +62,19 @@ browser:
 # end-to-end run in headless Chromium against a real `mlservice serve`.
 test-frontend: browser
 	cd $(FRONTEND) && npm run typecheck && npm run check:api && npm test && npm run test:e2e
+
+# The container image from the unchanged Dockerfile, built with Podman (Debian's package, a
+# debootstrap base and stand-ins for Docker Hub's images: deploy/podman/build-image.sh; needs root)
+# and run as `docker run` would, without --init: tests/container drives it over HTTP, then brings
+# up docker-compose.yml with podman-compose (stand-ins for its postgres and redis images too).
+IMAGE ?= localhost/mlservice:test
+PODMAN_CONF_DIR ?= /var/tmp/mlservice-podman
+export PODMAN_CONF_DIR
+
+test-image: install-dev
+	deploy/podman/build-image.sh $(IMAGE) --compose
+	CONTAINERS_CONF=$(PODMAN_CONF_DIR)/containers.conf ML_TEST_IMAGE=$(IMAGE) \
+		$(BIN)/python -m pytest tests/container -v -s
 
 # 50 clients × 60 s of mixed load per backend (SQLite, then a throw-away PostgreSQL database);
 # prints requests, p50/p99 per operation and errors, exits non-zero on any error.

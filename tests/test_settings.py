@@ -52,6 +52,10 @@ def test_reads_a_dotenv_file(tmp_path: Path) -> None:
         ("ML_VALIDATION_FRACTION", "1.5", "Invalid setting ML_VALIDATION_FRACTION"),
         ("ML_DATABASE_URL", "mysql://x", "Invalid setting ML_DATABASE_URL"),
         ("ML_TIMEZONE", "Mars/Olympus", "Invalid setting ML_TIMEZONE: unknown time zone"),
+        # An admin nobody could log in as: refused before the database is touched.
+        ("ML_ADMIN_PASSWORD", "secret\n", "Invalid setting ML_ADMIN_PASSWORD: contains a control character"),
+        ("ML_ADMIN_PASSWORD", " secret", "Invalid setting ML_ADMIN_PASSWORD: starts or ends with a space"),
+        ("ML_ADMIN_PASSWORD", "x" * 1025, "Invalid setting ML_ADMIN_PASSWORD: must be at most 1024 characters"),
     ],
 )
 def test_invalid_values_name_the_variable(monkeypatch, variable, value, message) -> None:

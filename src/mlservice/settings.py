@@ -32,6 +32,8 @@ IGNORED_0_11_SETTINGS = (
 )
 
 SECRET_FIELDS = ("admin_api_token", "admin_password", "metrics_token")
+# The longest password the login form and the API accept; ML_ADMIN_PASSWORD is held to it too.
+MAX_PASSWORD_LENGTH = 1024
 
 
 def _parse_layer_sizes(value: Any) -> Any:
@@ -229,6 +231,23 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_password_means_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("admin_password")
+    @classmethod
+    def _usable_admin_password(cls, value: SecretStr | None) -> SecretStr | None:
+        """Refused at start, before the database is touched: an admin created with a password
+        nobody can type at the login form would be a half-created admin, locked out for good."""
+        if value is None:
+            return value
+        text = value.get_secret_value()
+        if len(text) > MAX_PASSWORD_LENGTH:
+            raise ValueError(f"must be at most {MAX_PASSWORD_LENGTH} characters long (the login form's limit)")
+        if any(not ch.isprintable() for ch in text):
+            raise ValueError("contains a control character (a newline or tab pasted from a file?): "
+                             "use printable characters only")
+        if text != text.strip():
+            raise ValueError("starts or ends with a space (a quoting mistake in .env?): remove it")
+        return value
 
     @field_validator("database_url")
     @classmethod

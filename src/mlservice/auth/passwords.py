@@ -9,7 +9,6 @@ _hasher = PasswordHasher()  # argon2id with the library's recommended cost param
 # Verified against when the username is unknown, so both failures take the same time.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
-MAX_PASSWORD_LENGTH = 1024
 
 
 def hash_password(password: str) -> str:

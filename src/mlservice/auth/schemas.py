@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlservice.auth.passwords import MAX_PASSWORD_LENGTH
+from mlservice.settings import MAX_PASSWORD_LENGTH
 
 TierName = Literal["system_admin", "admin", "user"]
 Username = Field(
