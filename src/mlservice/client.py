@@ -78,6 +78,16 @@ def _raise_for(response: httpx.Response) -> None:
     raise kind(response.status_code, code, message, details)
 
 
+def client_user_agent(product: str = "mlservice-client") -> str:
+    """``mlservice-client/0.12.0 (Linux; Python 3.11.7)``: the server's security rules tell
+    clients apart by this name and OS (see ``events.clients``), so keep the shape."""
+    import platform
+
+    from mlservice import __version__
+
+    return f"{product}/{__version__} ({platform.system() or 'unknown'}; Python {platform.python_version()})"
+
+
 class Client:
     """One connection pool to one server. Use as a context manager or call :meth:`close`.
 
@@ -89,8 +99,6 @@ class Client:
 
     def __init__(self, url: str | None = None, token: str | None = None, *, verify: bool | str | None = None,
                  timeout: float = 60.0, user_agent: str | None = None) -> None:
-        from mlservice import __version__
-
         self.url = (url or os.environ.get("ML_URL") or DEFAULT_URL).rstrip("/")
         self.token = token if token is not None else os.environ.get("ML_TOKEN") or None
         if verify is None:
@@ -100,7 +108,7 @@ class Client:
 
             verify = ssl.create_default_context(cafile=verify)  # type: ignore[assignment]
         self._http = httpx.Client(base_url=self.url, timeout=timeout, verify=verify,
-                                  headers={"User-Agent": user_agent or f"mlservice-client/{__version__}"})
+                                  headers={"User-Agent": user_agent or client_user_agent()})
 
     # -- plumbing -------------------------------------------------------------------------------
     def close(self) -> None:

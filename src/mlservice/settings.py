@@ -141,6 +141,13 @@ class Settings(BaseSettings):
     suspicious_login_failures: int = Field(5, ge=1)
     suspicious_forbidden_count: int = Field(5, ge=1)
     suspicious_window_s: int = Field(600, ge=1)
+    # Security signals (see the README's rule table): thresholds of the rules that combine
+    # signals, so a browser update or a second device is an informational event, not an alert.
+    # Failed logins for this many distinct usernames from one IP within
+    # ML_LOGIN_FAILURE_WINDOW_S: credential stuffing.
+    suspicious_login_usernames: int = Field(5, ge=2)
+    # One token used from two distant networks (another /16, /48 for IPv6) this close together.
+    suspicious_network_switch_s: int = Field(600, ge=1)
     burst_max_requests: int = Field(5000, ge=1)
     burst_window_s: int = Field(10, ge=1)
     rate_limit_storage: str = "memory://"

@@ -43,8 +43,10 @@ def test_ip_user_agent_and_request_metadata_are_recorded(client: TestClient, acc
     assert event["client_ip"] == "testclient" and event["user_agent"] == "Mozilla/5.0 events-test"
     assert event["method"] == "POST" and event["path"] == "/auth/login" and event["status_code"] == 200
     assert event["duration_ms"] > 0 and event["username"] == ADMIN_USERNAME and event["auth_kind"] == "session"
-    # The first login (the fixture's) came with the test client's User-Agent: this one is new.
-    assert event["suspicious"] is True and event["reasons"] == ["user 'admin' used with a new User-Agent"]
+    # The first login (the fixture's) came with the test client's User-Agent: a new client from a
+    # known IP is noted, not flagged (a second browser, the CLI next to the dashboard).
+    assert event["suspicious"] is False and event["reasons"] == []
+    assert event["message"] == "user 'admin' used with a new client (Mozilla)"
     detail = client.get(f"/events/{event['id']}", headers=admin).json()
     assert detail["input"] == {"username": ADMIN_USERNAME} and "session_token_id" in detail["output"]
 
@@ -210,21 +212,33 @@ def test_secrets_never_appear_in_events(client: TestClient, accounts: Accounts, 
     assert "mls_api_" not in dump and "mls_sess_" not in dump
 
 
-def test_new_ip_is_flagged(make_client) -> None:
+def test_a_new_ip_alone_is_noted_a_new_ip_with_a_new_client_is_flagged(make_client) -> None:
     client = make_client(trust_proxy=True, trusted_proxies=["testclient"])
     Accounts(client).create("erin")
-    home = {"X-Forwarded-For": "198.51.100.1", **UA}
+    chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{}.0.0.0 Safari/537.36"
+    home = {"X-Forwarded-For": "81.2.69.142", "User-Agent": chrome.format(130)}
     response = client.post("/auth/login", json={"username": "erin", "password": USER_PASSWORD}, headers=home)
     client.cookies.clear()
     erin = {"Authorization": f"Bearer {response.json()['token']}"}
     assert client.get("/auth/user-info", headers=erin | home).status_code == 200
-    assert client.get("/auth/user-info", headers=erin | {"X-Forwarded-For": "192.0.2.50", **UA}).status_code == 200
+    # The office, with a browser that has updated meanwhile: a new IP, the same client.
+    office = {"X-Forwarded-For": "81.2.69.200", "User-Agent": chrome.format(131)}
+    assert client.get("/auth/user-info", headers=erin | office).status_code == 200
+    # Somewhere else with curl: a new IP and a new client for this session token.
+    elsewhere = {"X-Forwarded-For": "192.0.2.50", "User-Agent": "curl/8.5.0"}
+    assert client.get("/auth/user-info", headers=erin | elsewhere).status_code == 200
 
     admin = login(client, ADMIN_USERNAME, ADMIN_PASSWORD)
+    noted = [e for e in events(client, admin, type="client.new", username="erin")["items"] if not e["suspicious"]]
+    assert [e["client_ip"] for e in noted] == ["81.2.69.200"] and "new IP 81.2.69.200" in noted[0]["message"]
     flagged = events(client, admin, "/events/suspicious", username="erin")["items"]
     assert [e["type"] for e in flagged] == ["client.new"]
     assert flagged[0]["client_ip"] == "192.0.2.50"
-    assert any("new IP 192.0.2.50" in reason for reason in flagged[0]["reasons"])
+    token = f"token #{flagged[0]['token_id']}"
+    assert flagged[0]["reasons"] == [  # one event (one alert) for both signals
+        f"{token} used from a new IP 192.0.2.50 with a new client (curl)",
+        f"{token} used from 81.2.69.200 and 192.0.2.50 (distant networks) within 0 s",
+    ]
 
 
 def test_scanner_and_anonymous_writes_are_flagged(client: TestClient, accounts: Accounts) -> None:

@@ -63,7 +63,7 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from mlservice.client import Client
+    from mlservice.client import Client, client_user_agent
 
     url, verify = args.url, args.ca_file
     if not url:
@@ -74,7 +74,8 @@ def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             url = f"{scheme}://127.0.0.1:{settings.service_port}"
             if settings.use_https and not verify and settings.ssl_cert_file.is_file():
                 verify = str(settings.ssl_cert_file)
-    return Client(url, args.token, verify=verify, timeout=args.timeout)
+    return Client(url, args.token, verify=verify, timeout=args.timeout,
+                  user_agent=client_user_agent("mlservice-cli"))
 
 
 def _fail(exc: Exception) -> int:

@@ -76,7 +76,7 @@ class RequestEvents:
         duration_ms = round((time.perf_counter() - context.started) * 1000, 3)
         principal = context.principal
         ip, user_agent = context.client_ip, context.user_agent
-        now = time.monotonic()
+        now = log.clock()
 
         reasons = request_reasons(context.method, ip, user_agent, log.bursts, now)
         if sync_predict and not events and not reasons:
@@ -109,12 +109,13 @@ class RequestEvents:
             for event in events:
                 for name, value in base.items():
                     event.setdefault(name, value)
+                event["detected_at"] = now  # the rules' clock, for the writer's windowed rules
                 if reasons:
                     event["reasons"] = list(event.get("reasons") or []) + reasons
                     event["suspicious"] = True
             log.submit(events)
         if principal is not None and principal.auth_kind != "system" and status < 400:
-            log.check_client(principal, ip, user_agent, stamp)
+            log.check_client(principal, ip, user_agent, stamp, log.networks.reason(principal, ip, now))
 
 
 def is_sync_predict(method: str, path: str) -> bool:

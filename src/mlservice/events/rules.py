@@ -1,21 +1,35 @@
 """Detection rules: what makes an event or a request suspicious.
 
+A flagged event (one with reasons) raises a security alert, so a rule flags only what means
+risk on its own or together: a scanner, a burst, repeated failed logins for one username,
+failed logins across many usernames from one IP (credential stuffing), a lockout, repeated
+403s, a token used from a new IP *and* a new client, or from two distant networks within
+minutes. What is merely new (a new IP alone, a second browser, a browser update) is recorded
+as an informational event.
+
 Request-level rules run in the middleware (scanner User-Agents, a write without a User-Agent,
-bursts from one IP); row-level rules run in the writer thread, which has a session (repeated
-403s, a user or token seen from a new IP or User-Agent). Each returns the reasons it found: a
-row with reasons is stored with ``suspicious`` set."""
+bursts from one IP, network switches); row-level rules run in the writer thread, which has a
+session (repeated 403s, credential stuffing, a token or user seen from a new IP or client).
+Windows are measured on ``EventLog.clock``."""
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mlservice.db import utcnow
+from mlservice.events.clients import client_kind, network
 from mlservice.events.models import Event
+from mlservice.principal import Principal
 from mlservice.settings import Settings
+
+# How many distinct User-Agents of a token (user) are compared when a new one shows up.
+HISTORY_AGENTS = 200
+MEMORY_MAX = 10_000  # subjects any in-memory rule tracks before it starts again
 
 # Substrings (lower case) of User-Agents sent by well-known vulnerability scanners and brute forcers.
 SCANNER_AGENTS = (
@@ -83,7 +97,7 @@ class RepeatedForbidden:
         hits.append(now)
         while hits and hits[0] <= now - self.window_s:
             hits.popleft()
-        if len(self._hits) > 10_000:
+        if len(self._hits) > MEMORY_MAX:
             self._hits = {key: hits}
         return len(hits)
 
@@ -98,44 +112,120 @@ class RepeatedForbidden:
         return reasons
 
 
-def client_reasons(session: Session, context: dict[str, Any]) -> tuple[list[str], bool]:
-    """Has this user (token) been seen from this IP and User-Agent before? The reasons, and
-    whether this is the first request ever seen from the user (or token)."""
-    user_id, token_id = context["user_id"], context.get("token_id")
-    ip, ua = context.get("client_ip"), context.get("user_agent")
+class CredentialStuffing:
+    """Failed logins for ``ML_SUSPICIOUS_LOGIN_USERNAMES`` distinct usernames from one IP within
+    ``ML_LOGIN_FAILURE_WINDOW_S``: someone trying a list of credentials. (Many failures for one
+    username are the brute-force rule's, in ``auth.lockout``.)"""
 
-    def seen(column: Any, subject: Any, **match: Any) -> tuple[bool, bool]:
-        base = select(Event.id).where(column == subject)
-        any_history = session.scalar(base.where(Event.client_ip.is_not(None)).limit(1)) is not None
-        if not any_history:
-            return False, False
-        conditions = [getattr(Event, name) == value if value is not None else getattr(Event, name).is_(None)
-                      for name, value in match.items()]
-        return True, session.scalar(base.where(*conditions).limit(1)) is not None
+    def __init__(self, settings: Settings) -> None:
+        self.usernames = settings.suspicious_login_usernames
+        self.window_s = settings.login_failure_window_s
+        self._failures: dict[str, dict[str, float]] = {}
 
-    reasons = []
-    subjects = [("token", Event.token_id, token_id)] if token_id is not None else []
-    subjects.append(("user", Event.user_id, user_id))
-    first_seen = False
-    for label, column, subject in subjects:
-        name = f"token #{subject}" if label == "token" else f"user {context.get('username')!r}"
-        history, ip_known = seen(column, subject, client_ip=ip)
-        if not history:
-            first_seen = True
-            continue
-        if not ip_known:
-            reasons.append(f"{name} used from a new IP {ip}")
-        _, ua_known = seen(column, subject, user_agent=ua)
-        if not ua_known:
-            reasons.append(f"{name} used with a new User-Agent")
-    return reasons, first_seen
+    def reason(self, event: dict[str, Any], now: float) -> str | None:
+        ip, username = event.get("client_ip"), event.get("username")
+        if event.get("type") != "login.failed" or ip is None or username is None:
+            return None
+        if len(self._failures) > MEMORY_MAX:
+            self._failures.clear()
+        seen = self._failures.setdefault(ip, {})
+        if len(seen) > 100 * self.usernames:  # flagged long ago: keep the memory bounded
+            seen.clear()
+        seen[username] = now
+        for name in [name for name, at in seen.items() if at <= now - self.window_s]:
+            del seen[name]
+        if len(seen) < self.usernames:
+            return None
+        return f"failed logins for {len(seen)} usernames from IP {ip} within {self.window_s} s"
+
+
+class NetworkSwitch:
+    """A token used from two distant networks (another /16, or /48 for IPv6) within
+    ``ML_SUSPICIOUS_NETWORK_SWITCH_S``: one token in two places at once. Checked on every
+    signed-in request (a dict lookup), in this process. IPv4 and IPv6 addresses are compared
+    only with their own kind: a dual-stack client alternates between the two."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.window_s = settings.suspicious_network_switch_s
+        self._last: dict[Any, tuple[str | None, str | None, float]] = {}
+
+    def reason(self, principal: Principal, ip: str | None, now: float) -> str | None:
+        here = network(ip)
+        subject = principal.token_id if principal.token_id is not None else ("user", principal.user_id)
+        key = (subject, here is not None and ":" in here)
+        last = self._last.get(key)
+        if len(self._last) > MEMORY_MAX:
+            self._last.clear()
+        self._last[key] = (here, ip, now)
+        if last is None or here is None or last[0] is None or last[0] == here or now - last[2] > self.window_s:
+            return None
+        name = f"token #{principal.token_id}" if principal.token_id is not None else f"user {principal.username!r}"
+        return (f"{name} used from {last[1]} and {ip} (distant networks) within "
+                f"{max(0, round(now - last[2]))} s")
+
+
+@dataclass
+class ClientFindings:
+    """What is new about a request's client for its token (or user): ``reasons`` together mean
+    risk (a security alert), ``notes`` alone are informational."""
+
+    reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    first_seen: bool = False
+
+
+def client_findings(session: Session, context: dict[str, Any], *, by_user: bool = False) -> ClientFindings:
+    """Compare a request's IP and client (User-Agent family and OS) with its token's history,
+    or the user's (``by_user``: a login, whose session token is brand new).
+
+    A new IP alone (home, office, a phone network) or a new client alone (a second browser, the
+    CLI next to the dashboard) is a note; a new IP *and* a new client is a reason. The first
+    use of a token has nothing to compare with: it is where the token lives from then on."""
+    token_id = context.get("token_id")
+    if by_user or token_id is None:
+        column, subject, name = Event.user_id, context["user_id"], f"user {context.get('username')!r}"
+    else:
+        column, subject, name = Event.token_id, token_id, f"token #{token_id}"
+    ip, user_agent = context.get("client_ip"), context.get("user_agent")
+    history = select(Event.id).where(column == subject, Event.client_ip.is_not(None))
+    if session.scalar(history.limit(1)) is None:
+        return ClientFindings(first_seen=True)
+
+    def known(*conditions: Any) -> bool:
+        return session.scalar(history.where(*conditions).limit(1)) is not None
+
+    ip_known = known(Event.client_ip == ip) if ip is not None else True
+    kind = client_kind(user_agent)
+    client_known = known(Event.user_agent == user_agent) if user_agent else known(Event.user_agent.is_(None))
+    if not client_known:
+        agents = session.scalars(
+            select(Event.user_agent).where(column == subject, Event.client_ip.is_not(None))
+            .distinct().limit(HISTORY_AGENTS)
+        )
+        client_known = any(client_kind(agent) == kind for agent in agents)
+    findings = ClientFindings()
+    if not ip_known and not client_known:
+        findings.reasons.append(f"{name} used from a new IP {ip} with a new client ({kind})")
+    elif not ip_known:
+        findings.notes.append(f"{name} used from a new IP {ip}")
+    elif not client_known:
+        findings.notes.append(f"{name} used with a new client ({kind})")
+    return findings
 
 
 def client_event(session: Session, context: dict[str, Any]) -> dict[str, Any] | None:
-    """``client.new`` (flagged) or ``client.first_seen`` for a request's client, or None when
-    the user (token) is already known from there."""
-    reasons, first_seen = client_reasons(session, context)
-    if not reasons and not first_seen:
+    """The event for a request's new client, or None when its token is known from there:
+    ``client.new`` (flagged when the IP and the client are both new, informational otherwise),
+    ``client.network_switch`` (flagged: see ``NetworkSwitch``), or ``client.first_seen``."""
+    found = client_findings(session, context)
+    reasons = found.reasons + list(context.get("reasons") or [])
+    if found.reasons or found.notes:
+        kind = "client.new"
+    elif reasons:
+        kind = "client.network_switch"
+    elif found.first_seen:
+        kind = "client.first_seen"
+    else:
         return None
-    return dict(context, type="client.new" if reasons else "client.first_seen", created_at=utcnow(),
-                outcome="ok", reasons=reasons, message="; ".join(reasons) or "first request seen from this client")
+    message = "; ".join(reasons + found.notes) or "first request seen from this client"
+    return dict(context, type=kind, created_at=utcnow(), outcome="ok", reasons=reasons, message=message)

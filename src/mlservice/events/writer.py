@@ -24,7 +24,14 @@ from mlservice.db import Database, utcnow
 from mlservice.events.models import Event
 from mlservice.events.queries import event_dict
 from mlservice.events.recording import event_row
-from mlservice.events.rules import BurstCounter, RepeatedForbidden, client_event, client_reasons
+from mlservice.events.rules import (
+    BurstCounter,
+    CredentialStuffing,
+    NetworkSwitch,
+    RepeatedForbidden,
+    client_event,
+    client_findings,
+)
 from mlservice.principal import Principal
 from mlservice.settings import Settings
 
@@ -82,6 +89,8 @@ class EventLog:
         self.settings = settings
         self.database = database
         self.enabled = settings.events_enabled
+        # The detection rules' windows run on this clock (seconds); a replay test sets its own.
+        self.clock: Callable[[], float] = time.monotonic
         self.bursts = BurstCounter(settings.burst_max_requests, settings.burst_window_s)
         self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -90,6 +99,8 @@ class EventLog:
         self._seen: set[tuple[Any, ...]] = set()
         self._flagged_recently: dict[tuple[str, Any], float] = {}
         self._forbidden = RepeatedForbidden(settings)
+        self._stuffing = CredentialStuffing(settings)
+        self.networks = NetworkSwitch(settings)
         self._predict_lock = threading.Lock()
         self._predict: dict[SyncPredictKey, SyncPredictCount] = {}
         self._predict_since = time.monotonic()
@@ -113,20 +124,29 @@ class EventLog:
             self._queue.put(("events", events))
 
     def check_client(self, principal: Principal, ip: str | None, user_agent: str | None,
-                     context: Callable[[], dict[str, Any]]) -> None:
-        """New IP / User-Agent rule: cheap in-memory check here, the database check in the writer."""
+                     context: Callable[[], dict[str, Any]], network_switch: str | None = None) -> None:
+        """New IP / client rule: cheap in-memory check here, the database check in the writer.
+        ``network_switch`` (``NetworkSwitch``'s reason) joins the new-client check when there is
+        one, so a stolen token used from afar with a new client is one event, one alert."""
         key = (principal.user_id, principal.token_id, ip, user_agent)
         if key in self._seen:
+            if network_switch and self.first_flag("network", principal.token_id, self.networks.window_s):
+                self.submit([dict(context(), type="client.network_switch", created_at=utcnow(), outcome="ok",
+                                  reasons=[network_switch], message=network_switch)])
             return
         if len(self._seen) > SEEN_CACHE_MAX:
             self._seen.clear()
         self._seen.add(key)
+        payload = context()
+        if network_switch:
+            self.first_flag("network", principal.token_id, self.networks.window_s)
+            payload["reasons"] = [network_switch]
         self._ensure_thread()
-        self._queue.put(("seen", context()))
+        self._queue.put(("seen", payload))
 
     def first_flag(self, rule: str, subject: Any, window: float = 60.0) -> bool:
         """True the first time a rule fires for a subject within ``window`` (no event floods)."""
-        now = time.monotonic()
+        now = self.clock()
         key = (rule, subject)
         last = self._flagged_recently.get(key)
         if last is not None and now - last < window:
@@ -215,11 +235,16 @@ class EventLog:
             for kind, payload in work:
                 if kind == "events":
                     for event in payload:
-                        if event["type"] == "login.ok":  # a login from a new IP is flagged itself
+                        if event["type"] == "login.ok":  # judged against the user's history
                             session.flush()
-                            reasons, _ = client_reasons(session, event)
-                            event["reasons"] = list(event.get("reasons") or []) + reasons
+                            found = client_findings(session, event, by_user=True)
+                            event["reasons"] = list(event.get("reasons") or []) + found.reasons
+                            if found.notes:
+                                event["message"] = "; ".join(found.notes)
                         written.append(self._row(session, event))
+                        stuffing = self._stuffing_event(event)
+                        if stuffing is not None:
+                            written.append(self._row(session, stuffing))
                 elif kind == "seen":
                     session.flush()
                     event = client_event(session, payload)
@@ -234,10 +259,20 @@ class EventLog:
                 except Exception:  # noqa: BLE001
                     log.exception("event listener failed")
 
+    def _stuffing_event(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """``login.stuffing`` (flagged) once per window and IP, apart from the failed logins
+        themselves: one alert for the attack, not one per username tried."""
+        reason = self._stuffing.reason(event, event.get("detected_at", self.clock()))
+        if reason is None or not self.first_flag("stuffing", event["client_ip"], self._stuffing.window_s):
+            return None
+        fields = ("source", "client_ip", "user_agent", "method", "path", "status_code")
+        return {**{name: event.get(name) for name in fields}, "type": "login.stuffing", "outcome": "failed",
+                "created_at": utcnow(), "reasons": [reason], "message": reason}
+
     def _row(self, session: Session, event: dict[str, Any]) -> Event:
         reasons = list(event.get("reasons") or [])
         if event["type"] == "access.forbidden":
-            reasons += self._forbidden.reasons(event, time.monotonic())
+            reasons += self._forbidden.reasons(event, event.get("detected_at", self.clock()))
         event["reasons"] = reasons
         event["suspicious"] = bool(reasons)
         row = event_row(event)
