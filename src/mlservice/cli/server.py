@@ -1,5 +1,5 @@
 """Commands run on the server's own machine: serve, worker, migrate, config, init-env, admin,
-openapi, gen-cert."""
+backup, restore, openapi, gen-cert."""
 
 from __future__ import annotations
 
@@ -199,6 +199,41 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    from mlservice.backup.service import create_backup
+    from mlservice.errors import AppError
+
+    try:
+        summary = create_backup(settings, Path(args.path))
+    except AppError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    manifest = summary.manifest
+    print(f"backup written to {summary.path}: {manifest.database_kind} database at revision "
+          f"{manifest.alembic_revision}, {len(manifest.files)} files, {summary.size / 1e6:.1f} MB")
+    for missing in manifest.missing_references:
+        print(f"warning: the database refers to {missing['path']} ({missing['what']}), which was already "
+              "missing from the artifacts directory", file=sys.stderr)
+    return 0
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
+    from mlservice.backup.service import restore_backup
+    from mlservice.errors import AppError
+
+    try:
+        manifest = restore_backup(settings, Path(args.path))
+    except AppError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    database = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+    print(f"restored the backup of {manifest.created_at} (mlservice {manifest.mlservice_version}) into "
+          f"{database} and {settings.effective_artifacts_root}; the database is migrated to this release")
+    return 0
+
+
 def cmd_openapi(settings: Settings, args: argparse.Namespace) -> int:
     from mlservice.app import create_app
 
@@ -246,6 +281,13 @@ def add_commands(commands: Any) -> None:
             help="read the password from standard input (else prompt, or generate one)",
         )
     admin.set_defaults(handler=cmd_admin)
+
+    backup = commands.add_parser("backup", help="write a consistent backup of the running service to PATH")
+    backup.add_argument("path", help="a new (or empty) directory")
+    backup.set_defaults(handler=cmd_backup)
+    restore = commands.add_parser("restore", help="restore a backup into an empty data directory and database")
+    restore.add_argument("path", help="a directory written by `mlservice backup`")
+    restore.set_defaults(handler=cmd_restore)
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI schema as JSON")
     openapi.add_argument("--output", "-o", help="write to this file instead of stdout")
