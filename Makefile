@@ -76,10 +76,12 @@ test-image: install-dev
 	CONTAINERS_CONF=$(PODMAN_CONF_DIR)/containers.conf ML_TEST_IMAGE=$(IMAGE) \
 		$(BIN)/python -m pytest tests/container -v -s
 
-# 50 clients × 60 s of mixed load per backend (SQLite, then a throw-away PostgreSQL database);
+# 50 clients × 60 s of mixed load per backend (SQLite, then a throw-away PostgreSQL database),
+# then the same against Celery workers (ML_QUEUE=celery, 2 `mlservice worker`s, Redis DB 9);
 # prints requests, p50/p99 per operation and errors, exits non-zero on any error.
 soak: install-dev
 	$(BIN)/python bench/soak.py --duration 60
+	$(BIN)/python bench/soak.py --duration 60 --queue celery --workers 2
 
 clean:
 	rm -rf $(VENV) $(FRONTEND)/node_modules $(FRONTEND)/.next $(FRONTEND)/out

@@ -1,4 +1,5 @@
-"""Soak test: concurrent clients against a real `mlservice serve`, on SQLite and on PostgreSQL.
+"""Soak test: concurrent clients against a real `mlservice serve`, on SQLite and on PostgreSQL,
+with the local job queue or (``--queue celery``) Celery workers.
 
 Each client holds a keep-alive connection (the harness's asyncio-streams HTTP/1.1 client) with a
 user's session token and picks, request after request, one operation of a fixed mix: log in
@@ -8,8 +9,14 @@ database error text ("database is locked", OperationalError, …) in any answer,
 `completed`, and no ERROR or traceback in the server's log. Latencies are reported, never asserted.
 
     .venv/bin/python bench/soak.py [--duration 60] [--clients 50] [--backends sqlite,postgresql]
+    .venv/bin/python bench/soak.py --queue celery [--workers 2]
 
-`make soak` runs it; `tests/reliability/test_load.py` is its short form (10 s per backend).
+The Celery form is a distributed deployment on loopback (tests/distributed/cluster.py): one
+`serve` with ML_QUEUE=celery and `--workers` `mlservice worker` processes, on a throw-away
+PostgreSQL database and the tests' Redis DB under a key prefix of the run's own; async
+predictions travel through the broker and run on the workers.
+
+`make soak` runs both forms; `tests/reliability/test_load.py` is their short form (10 s each).
 The expensive-endpoint rate limit is raised (still enforced, so its cost is measured): the
 clients are a load generator, not an abuser of `POST /predict`.
 """
@@ -37,7 +44,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import REPO_ROOT, LoadResult, _Connection, free_port  # noqa: E402
+from harness import REPO_ROOT, LoadResult, _Connection, free_port
 
 ADMIN_PASSWORD = "soak-admin-password"
 USER_PASSWORD = "soak-user-password"
@@ -51,20 +58,37 @@ EXPECTED = {"login": 200, "list_jobs": 200, "predict_sync": 200, "predict_async"
 DB_ERROR = re.compile(
     rb"database is locked|database is busy|database_busy|OperationalError|IntegrityError|DatabaseError"
     rb"|sqlite3?\.|psycopg|sqlalchemy|deadlock detected|could not serialize|Traceback",
-    re.I,
+    re.IGNORECASE,
 )
 # Server log lines that are a failure under load.
 LOG_PROBLEM = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback|database is locked")
-COLUMNS = ["age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
-           "relationship", "race", "sex", "capital_gain", "capital_loss", "hours_per_week",
-           "native_country", "income"]
+COLUMNS = [
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education_num",
+    "marital_status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital_gain",
+    "capital_loss",
+    "hours_per_week",
+    "native_country",
+    "income",
+]
 NUMERIC = {"age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"}
 SERVER_SETTINGS = {
-    "ML_HIDDEN_LAYER_SIZES": "(16,)", "ML_MAX_ITER": "15",
-    "ML_MIN_WORKERS": "1", "ML_MAX_WORKERS_LIMIT": "2",
+    "ML_HIDDEN_LAYER_SIZES": "(16,)",
+    "ML_MAX_ITER": "15",
+    "ML_MIN_WORKERS": "1",
+    "ML_MAX_WORKERS_LIMIT": "2",
     "ML_RATE_LIMIT_EXPENSIVE": "1000000/minute",
 }
 MAX_LISTED_ERRORS = 20
+QUEUES = ("local", "celery")
 
 
 def adult_records(rows: int) -> list[dict]:
@@ -86,6 +110,7 @@ def adult_records(rows: int) -> list[dict]:
 class Report:
     backend: str
     clients: int
+    queue: str = "local"
     seconds: float = 0.0
     latencies_ms: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in MIX})
     failures: dict[str, int] = field(default_factory=lambda: {name: 0 for name in MIX})
@@ -94,7 +119,9 @@ class Report:
     jobs_completed: int = 0
     job_problems: list[str] = field(default_factory=list)
     log_problems: list[str] = field(default_factory=list)
-    phases: dict[str, float] = field(default_factory=dict)  # wall seconds: start, setup, load, drain, total
+    phases: dict[str, float] = field(
+        default_factory=dict
+    )  # wall seconds: start, setup, load, drain, total
 
     @property
     def requests(self) -> int:
@@ -103,55 +130,87 @@ class Report:
     @property
     def errors(self) -> int:
         """Every unexpected answer, every job that did not complete, every problem in the log."""
-        return sum(self.failures.values()) + (self.jobs_submitted - self.jobs_completed) + len(self.log_problems)
+        return (
+            sum(self.failures.values())
+            + (self.jobs_submitted - self.jobs_completed)
+            + len(self.log_problems)
+        )
 
     def problem(self, text: str) -> None:
         if len(self.problems) < MAX_LISTED_ERRORS:
             self.problems.append(text)
 
     def table(self) -> str:
-        lines = [f"{self.backend}: {self.clients} clients, {self.seconds:.1f} s, {self.requests} requests "
-                 f"({self.requests / max(self.seconds, 1e-9):.0f} req/s)"]
+        rate = self.requests / max(self.seconds, 1e-9)
+        lines = [
+            f"{self.backend}, {self.queue} queue: {self.clients} clients, {self.seconds:.1f} s, "
+            + f"{self.requests} requests ({rate:.0f} req/s)"
+        ]
         for name, latencies in self.latencies_ms.items():
             if latencies:
-                lines.append("  " + LoadResult(name, len(latencies), self.failures[name], self.seconds, latencies).line())
+                lines.append(
+                    "  "
+                    + LoadResult(
+                        name, len(latencies), self.failures[name], self.seconds, latencies
+                    ).line()
+                )
             else:
                 lines.append(f"  {name:<42} no requests")
-        lines.append(f"  async jobs completed {self.jobs_completed}/{self.jobs_submitted}; "
-                     f"server log problems {len(self.log_problems)}; errors {self.errors}")
+        lines.append(
+            f"  async jobs completed {self.jobs_completed}/{self.jobs_submitted}; "
+            f"server log problems {len(self.log_problems)}; errors {self.errors}"
+        )
         if self.phases:
             lines.append("  wall s: " + ", ".join(f"{k} {v:.1f}" for k, v in self.phases.items()))
-        lines += [f"  ! {text}" for text in self.problems + self.job_problems + self.log_problems[:MAX_LISTED_ERRORS]]
+        lines += [
+            f"  ! {text}"
+            for text in self.problems + self.job_problems + self.log_problems[:MAX_LISTED_ERRORS]
+        ]
         return "\n".join(lines)
 
 
 @contextmanager
-def serve(workdir: Path, database_url: str | None = None) -> Iterator[tuple[str, Path]]:
+def serve(workdir: Path, database_url: str | None = None) -> Iterator[tuple[str, list[Path]]]:
     """`mlservice serve` on a free port with a fresh data dir; yields its URL and its log file."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ML_")} | SERVER_SETTINGS | {
-        "ML_DATA_DIR": str(workdir / "data"), "ML_SERVICE_HOST": "127.0.0.1", "ML_SERVICE_PORT": str(port),
-        "ML_ADMIN_PASSWORD": ADMIN_PASSWORD, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    }
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith("ML_")}
+        | SERVER_SETTINGS
+        | {
+            "ML_DATA_DIR": str(workdir / "data"),
+            "ML_SERVICE_HOST": "127.0.0.1",
+            "ML_SERVICE_PORT": str(port),
+            "ML_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        }
+    )
     if database_url:
         env["ML_DATABASE_URL"] = database_url
     log_path = workdir / "serve.log"
     with open(log_path, "wb") as log_file:
-        process = subprocess.Popen([sys.executable, "-m", "mlservice", "serve"], env=env, cwd=workdir,
-                                   stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlservice", "serve"],
+            env=env,
+            cwd=workdir,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
         while True:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
+                raise RuntimeError(
+                    f"server did not start:\n{log_path.read_text(errors='replace')[-4000:]}"
+                )
             try:
                 if httpx.get(f"{base}/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        yield base, log_path
+        yield base, [log_path]
     finally:
         process.terminate()
         try:
@@ -161,6 +220,28 @@ def serve(workdir: Path, database_url: str | None = None) -> Iterator[tuple[str,
             process.wait(timeout=30)
 
 
+@contextmanager
+def celery_cluster(
+    workdir: Path, database_url: str, workers: int
+) -> Iterator[tuple[str, list[Path]]]:
+    """One `serve` with ML_QUEUE=celery and ``workers`` `mlservice worker` processes (one task at
+    a time each), all with the soak's settings; yields the API's URL and every process's log."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.distributed.cluster import Cluster
+
+    settings = SERVER_SETTINGS | {"ML_ADMIN_PASSWORD": ADMIN_PASSWORD, "ML_EVENTS_ENABLED": "true"}
+    cluster = Cluster(workdir, database_url, **settings)
+    try:
+        base = cluster.start_api("api")
+        names = [f"worker{index + 1}" for index in range(workers)]
+        for name in names:
+            cluster.start_worker(name)
+        cluster.wait_workers(base, workers)
+        yield base, [workdir / f"{name}.log" for name in ("api", *names)]
+    finally:
+        cluster.stop()
+
+
 def _prepare(base: str) -> tuple[str, list[tuple[str, str]], dict]:
     """A trained model and USERS logged-in users: (admin token, [(username, session token)], a row)."""
     with httpx.Client(base_url=base, timeout=300, headers={"User-Agent": USER_AGENT}) as http:
@@ -168,17 +249,26 @@ def _prepare(base: str) -> tuple[str, list[tuple[str, str]], dict]:
         response.raise_for_status()
         admin = {"Authorization": f"Bearer {response.json()['token']}"}
         data = adult_records(300)
-        response = http.post("/train", headers=admin, json={
-            "model_key": MODEL_KEY, "target": "income", "data": data,
-            "params": {"hidden_layer_sizes": [16], "max_iter": 15},
-        })
+        response = http.post(
+            "/train",
+            headers=admin,
+            json={
+                "model_key": MODEL_KEY,
+                "target": "income",
+                "data": data,
+                "params": {"hidden_layer_sizes": [16], "max_iter": 15},
+            },
+        )
         assert response.status_code == 202, response.text
         job_id = response.json()["job_id"]
 
         def account(index: int) -> tuple[str, str]:
             username = f"soak-user-{index}"
-            created = http.post("/auth/users", headers=admin,
-                                json={"username": username, "password": USER_PASSWORD, "tier": "user"})
+            created = http.post(
+                "/auth/users",
+                headers=admin,
+                json={"username": username, "password": USER_PASSWORD, "tier": "user"},
+            )
             assert created.status_code == 201, created.text
             login = http.post("/auth/login", json={"username": username, "password": USER_PASSWORD})
             assert login.status_code == 200, login.text
@@ -189,11 +279,18 @@ def _prepare(base: str) -> tuple[str, list[tuple[str, str]], dict]:
             users = list(pool.map(account, range(USERS)))
         print(f"  {USERS} accounts in {time.monotonic() - began:.1f} s", flush=True)
         deadline = time.monotonic() + 300
-        while (job := http.get(f"/jobs/{job_id}", headers=admin).json())["status"] not in ("completed", "failed", "cancelled"):
+        while (job := http.get(f"/jobs/{job_id}", headers=admin).json())["status"] not in (
+            "completed",
+            "failed",
+            "cancelled",
+        ):
             assert time.monotonic() < deadline, f"training still {job['status']} after 300 s"
             time.sleep(0.2)
         assert job["status"] == "completed", job
-        print(f"  model trained after {time.monotonic() - began:.1f} s (job {job.get('duration_s')} s)", flush=True)
+        print(
+            f"  model trained after {time.monotonic() - began:.1f} s (job {job.get('duration_s')} s)",
+            flush=True,
+        )
     row = {k: v for k, v in adult_records(1)[0].items() if k != "income"}
     return admin["Authorization"].split()[1], users, row
 
@@ -203,11 +300,16 @@ class _Client:
         from urllib.parse import urlsplit
 
         url = urlsplit(base)
-        self.args = (url.hostname or "127.0.0.1", url.port or 80,
-                     {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT})
+        self.args = (
+            url.hostname or "127.0.0.1",
+            url.port or 80,
+            {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT},
+        )
         self.connection = _Connection(*self.args)
 
-    async def call(self, method: str, path: str, body: bytes | None, timeout: float = 60) -> tuple[int, bytes]:
+    async def call(
+        self, method: str, path: str, body: bytes | None, timeout: float = 60
+    ) -> tuple[int, bytes]:
         """(status, body); (0, what went wrong) when the connection failed or timed out."""
         try:
             async with asyncio.timeout(timeout):
@@ -224,8 +326,15 @@ class _Client:
             self.connection.writer.close()
 
 
-async def _drive(base: str, report: Report, users: list[tuple[str, str]], row: dict, admin_token: str,
-                 duration: float, drain_timeout: float) -> None:
+async def _drive(
+    base: str,
+    report: Report,
+    users: list[tuple[str, str]],
+    row: dict,
+    admin_token: str,
+    duration: float,
+    drain_timeout: float,
+) -> None:
     sync_body = json.dumps({"data": [row]}).encode()
     async_body = json.dumps({"model_key": MODEL_KEY, "data": [row]}).encode()
     names, weights = list(MIX), list(MIX.values())
@@ -271,41 +380,75 @@ async def _drive(base: str, report: Report, users: list[tuple[str, str]], row: d
     while pending and time.monotonic() < deadline:
         still: list[str] = []
 
-        async def check(checker: _Client, ids: list[str]) -> None:
+        async def check(checker: _Client, ids: list[str], still: list[str] = still) -> None:
             for job_id in ids:
                 status, body = await checker.call("GET", f"/jobs/{job_id}", None)
                 job = json.loads(body) if status == 200 else {"status": f"HTTP {status}"}
                 if job["status"] in ("queued", "running"):
                     still.append(job_id)
-                elif job["status"] == "completed" and not job.get("error") and not DB_ERROR.search(body):
+                elif (
+                    job["status"] == "completed"
+                    and not job.get("error")
+                    and not DB_ERROR.search(body)
+                ):
                     report.jobs_completed += 1
                 else:
-                    report.job_problems.append(f"job {job_id}: {body[:300].decode(errors='replace')}")
+                    report.job_problems.append(
+                        f"job {job_id}: {body[:300].decode(errors='replace')}"
+                    )
 
-        await asyncio.gather(*(check(c, pending[i::len(checkers)]) for i, c in enumerate(checkers)))
+        await asyncio.gather(
+            *(check(c, pending[i :: len(checkers)]) for i, c in enumerate(checkers))
+        )
         pending = still
         if pending:
             await asyncio.sleep(0.5)
     for job_id in pending[:MAX_LISTED_ERRORS]:
-        report.job_problems.append(f"job {job_id}: not finished after {drain_timeout:.0f} s of draining")
+        report.job_problems.append(
+            f"job {job_id}: not finished after {drain_timeout:.0f} s of draining"
+        )
     for checker in checkers:
         checker.close()
     report.phases["drain"] = time.perf_counter() - drain_began
 
 
-def run_backend(backend: str, workdir: Path, database_url: str | None = None, *, clients: int = 50,
-                duration: float = 10.0, drain_timeout: float = 120.0) -> Report:
-    """One soak run against a fresh server on `backend` (sqlite, or postgresql at `database_url`)."""
-    report = Report(backend, clients)
+def run_backend(
+    backend: str,
+    workdir: Path,
+    database_url: str | None = None,
+    *,
+    clients: int = 50,
+    duration: float = 10.0,
+    drain_timeout: float = 120.0,
+    queue: str = "local",
+    workers: int = 2,
+) -> Report:
+    """One soak run against a fresh server on `backend` (sqlite, or postgresql at `database_url`),
+    whose async jobs run in its local pool or, with ``queue="celery"``, on ``workers`` Celery
+    workers (PostgreSQL only: the distributed deployment)."""
+    if queue == "celery" and (backend != "postgresql" or not database_url):
+        raise ValueError(
+            "the Celery form runs on PostgreSQL: give backend 'postgresql' and its URL"
+        )
+    report = Report(backend, clients, queue)
     began = time.monotonic()
-    with serve(workdir, database_url if backend == "postgresql" else None) as (base, log_path):
+    deployment = (
+        celery_cluster(workdir, database_url or "", workers)
+        if queue == "celery"
+        else serve(workdir, database_url if backend == "postgresql" else None)
+    )
+    with deployment as (base, log_paths):
         report.phases["start"] = time.monotonic() - began
         admin_token, users, row = _prepare(base)
         report.phases["setup"] = time.monotonic() - began - report.phases["start"]
         asyncio.run(_drive(base, report, users, row, admin_token, duration, drain_timeout))
-        time.sleep(0.5)  # let the server write what the last requests caused
-        report.log_problems = [line for line in log_path.read_text(errors="replace").splitlines()
-                               if LOG_PROBLEM.search(line)]
+        time.sleep(0.5)  # let the processes write what the last requests caused
+        report.log_problems = [
+            f"{path.stem}: {line}"
+            for path in log_paths
+            for line in path.read_text(errors="replace").splitlines()
+            if LOG_PROBLEM.search(line)
+        ]
     report.phases["total"] = time.monotonic() - began
     return report
 
@@ -314,24 +457,41 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load per backend")
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--backends", default=None, help="sqlite,postgresql (local); postgresql (celery)"
+    )
+    parser.add_argument("--queue", choices=QUEUES, default="local", help="where async jobs run")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="Celery worker processes (--queue celery)"
+    )
     args = parser.parse_args()
+    backends = args.backends or ("postgresql" if args.queue == "celery" else "sqlite,postgresql")
+    if args.queue == "celery" and backends != "postgresql":
+        parser.error("--queue celery runs on PostgreSQL only (--backends postgresql)")
+    form = {
+        "queue": args.queue,
+        "workers": args.workers,
+        "clients": args.clients,
+        "duration": args.duration,
+    }
     sys.path.insert(0, str(REPO_ROOT))
     from tests.distributed.cluster import fresh_postgres_database
 
     reports = []
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    for backend in args.backends.split(","):
-        with tempfile.TemporaryDirectory(prefix=f"mlservice-soak-{backend}-") as workdir:
+    for backend in backends.split(","):
+        with tempfile.TemporaryDirectory(
+            prefix=f"mlservice-soak-{backend}-{args.queue}-"
+        ) as workdir:
             if backend == "postgresql":
                 with fresh_postgres_database("mlservice_soak") as url:
-                    report = run_backend(backend, Path(workdir), url, clients=args.clients, duration=args.duration)
+                    report = run_backend(backend, Path(workdir), url, **form)
             else:
-                report = run_backend(backend, Path(workdir), clients=args.clients, duration=args.duration)
+                report = run_backend(backend, Path(workdir), **form)
         print(report.table(), flush=True)
         print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
         reports.append(report)
-    failed = [r.backend for r in reports if r.errors]
+    failed = [f"{r.backend} ({r.queue} queue)" for r in reports if r.errors]
     print("FAILED: " + ", ".join(failed) if failed else "OK: no errors", flush=True)
     return 1 if failed else 0
 

@@ -46,7 +46,7 @@ from mlservice.jobs.service import recover_interrupted
 from mlservice.live import forward_suspicious
 from mlservice.live.hub import Hub
 from mlservice.live.router import router as live_router
-from mlservice.middleware import BodySizeLimit, SecurityHeaders
+from mlservice.middleware import BodySizeLimit, RefuseNul, SecurityHeaders
 from mlservice.observability import install_observability
 from mlservice.origin import CLIENT_HEADER
 from mlservice.predictions.log import SyncLogWriter
@@ -253,6 +253,7 @@ def create_app(
     app.state.events.subscribe(partial(raise_security_alert, database))  # ... and raise an alert
 
     install_error_handlers(app)
+    app.add_middleware(RefuseNul)  # innermost: its 422 gets the headers below and is recorded as an event
     app.add_middleware(SecurityHeaders)
     app.add_middleware(
         CORSMiddleware,

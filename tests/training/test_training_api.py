@@ -36,15 +36,16 @@ def test_a_class_with_a_single_row_trains_like_scikit_learn(client: TestClient, 
 
 def test_a_failing_training_stops_at_the_stage_that_failed(client: TestClient, accounts: Accounts) -> None:
     _, headers = accounts.login_as("unlucky")
-    dataset = upload(client, headers, pd.DataFrame([{"x": i, "y": "same"} for i in range(50)]))
+    # Too few rows to train on: known only once the job counts the labelled rows.
+    dataset = upload(client, headers, pd.DataFrame([{"x": i, "y": "ab"[i % 2]} for i in range(10)]))
     started = client.post("/train", headers=headers, json={
-        "model_key": "one_class", "target": "y", "dataset_id": dataset["id"], "params": TINY_PARAMS})
+        "model_key": "too_few", "target": "y", "dataset_id": dataset["id"], "params": TINY_PARAMS})
     job = wait_job(client, headers, started.json()["job_id"])
     statuses = {stage["name"]: stage["status"] for stage in job["stages"]}
-    assert job["status"] == "failed" and "only one class" in job["error"]
+    assert job["status"] == "failed" and "too few to train on" in job["error"]
     assert statuses["load"] == "done" and statuses["validate"] == "failed" and job["stage"] == "validate"
     assert {statuses[name] for name in STAGES[2:]} == {"pending"}
-    assert client.get("/models/one_class", headers=headers).status_code == 404
+    assert client.get("/models/too_few", headers=headers).status_code == 404
 
 
 def test_retrain_is_for_admins_and_existing_models(client: TestClient, accounts: Accounts) -> None:

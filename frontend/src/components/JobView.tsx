@@ -44,6 +44,8 @@ export function JobView({ job }: { job: Job }) {
   const history = (job.details?.history as EpochPoint[] | undefined) ?? [];
   const epoch = job.details?.epoch as number | undefined;
   const maxEpochs = job.details?.max_epochs as number | undefined;
+  // e.g. a training's classes too rare for the holdout: learned, but their accuracy is not measured
+  const warnings = (job.result?.warnings as string[] | undefined) ?? [];
   return (
     <div className="job-view" data-testid="job-view" data-status={job.status}>
       <p>
@@ -77,6 +79,11 @@ export function JobView({ job }: { job: Job }) {
           {job.error}
         </div>
       )}
+      {warnings.map((warning) => (
+        <div key={warning} className="alert alert-warning" data-testid="job-warning">
+          {warning}
+        </div>
+      ))}
       {(job.type === 'train' || job.type === 'retrain') && <LossChart history={history} />}
       {job.result && (
         <details>

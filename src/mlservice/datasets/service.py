@@ -139,8 +139,8 @@ def list_datasets(
     return paginate(session, query, Dataset.created_at.desc(), limit=limit, offset=offset)
 
 
-def load_frame(artifacts: ArtifactStore, dataset: Dataset) -> pd.DataFrame:
-    return pd.read_parquet(artifacts.path(dataset.path))
+def load_frame(artifacts: ArtifactStore, dataset: Dataset, columns: list[str] | None = None) -> pd.DataFrame:
+    return pd.read_parquet(artifacts.path(dataset.path), columns=columns)
 
 
 def json_safe_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

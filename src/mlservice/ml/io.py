@@ -551,13 +551,25 @@ def validate_target(
     if len(y) == 0:
         raise DataError(f"the target column {target!r} has no values", code="single_class")
     counts = y.astype(str).value_counts() if y.dtype == object else y.value_counts()
-    if len(counts) < 2:
+    if (counts > 0).sum() < 2:
         only = counts.index[0]
         raise DataError(
             f"the target column {target!r} has only one class ({only!r}); "
             "a classifier needs at least two",
             code="single_class",
             target=target,
+        )
+    # A categorical column (from Parquet) may declare categories no row holds: classes with no
+    # rows, which a model could never learn nor be judged on.
+    empty = counts[counts == 0]
+    if len(empty):
+        shown = ", ".join(repr(str(k)) for k in list(empty.index)[:20])
+        more = f" and {len(empty) - 20} more" if len(empty) > 20 else ""
+        raise DataError(
+            f"{len(empty)} class(es) of {target!r} have no rows: {shown}{more}; the column's "
+            "categories declare them, but no row holds one: remove them from its categories, or add rows",
+            code="empty_class",
+            classes=[_py(k) for k in empty.index],
         )
     rare = counts[counts < min_class_rows]
     if len(rare):

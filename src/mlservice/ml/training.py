@@ -259,6 +259,16 @@ def _normalise_labels(y: pd.Series) -> np.ndarray:
     return y.astype(str).str.strip().to_numpy(dtype=object)
 
 
+def unevaluated_classes(trained_on: pd.Series, held_out: pd.Series) -> list[dict[str, Any]]:
+    """The classes trained on with no row in the holdout, so their accuracy is not measured:
+    too rare to split (a single row always stays in training) or absent from a given holdout.
+    ``[{"class", "rows"}]`` with their training rows, the rarest first."""
+    held = set(held_out.astype(str))
+    counts = trained_on.astype(str).value_counts()
+    rare = sorted((int(rows), label) for label, rows in counts.items() if label not in held)
+    return [{"class": label, "rows": rows} for rows, label in rare]
+
+
 def _row_hashes(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
     sub = frame[cols].copy()
     for c in cols:
@@ -356,6 +366,7 @@ def train(
     if len(holdout_df) == 0:
         raise DataError("too few rows to keep a holdout set", code="too_few_rows")
     validate_target(train_df, target, min_class_rows=1)
+    rare_classes = unevaluated_classes(train_df[target], holdout_df[target])
 
     # ---------------------------------------------------------------- profile
     stage("profile")
@@ -414,6 +425,7 @@ def train(
             "rows_dropped_missing_target": dropped_missing_target,
             "train_rows": len(train_df),
             "holdout_rows": len(holdout_df),
+            "rare_classes": rare_classes,
             "n_features_out": pipe.n_features_out_,
             "text_modes": pipe.text_modes_,
             "ignored_columns": {c.name: c.reason for c in schema.columns if c.kind == IGNORED},

@@ -1,5 +1,5 @@
-"""What the training and the retrain jobs share: how far a fit's progress bar has come, and
-saving the fitted model as a new version."""
+"""What the training and the retrain jobs share: how far a fit's progress bar has come, the
+warning about classes too rare to evaluate, and saving the fitted model as a new version."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from mlservice.registry.models import ModelVersion
 # Share of the progress bar each stage starts at; fitting the network takes most of the time.
 STAGE_START = {"validate": 5, "profile": 8, "fit_features": 12, "fit_model": 18, "evaluate": 92}
 FIT_SPAN = (18.0, 92.0)
+SHOWN_CLASSES = 20
 
 
 def fit_progress(epoch: int, max_epochs: int, early_stopping: bool) -> float:
@@ -26,6 +27,20 @@ def fit_progress(epoch: int, max_epochs: int, early_stopping: bool) -> float:
     done = 1 - math.exp(-epoch / 25) if early_stopping else epoch / max(max_epochs, 1)
     low, high = FIT_SPAN
     return low + (high - low) * min(done, 1.0)
+
+
+def rare_class_report(info: dict) -> dict:
+    """The job result's part about classes too rare for the holdout (``info["rare_classes"]``,
+    see ``ml.training.unevaluated_classes``): listed with their rows, and a warning to show."""
+    rare = info.get("rare_classes") or []
+    if not rare:
+        return {"rare_classes": [], "warnings": []}
+    shown = ", ".join(f"{c['class']!r} ({c['rows']} row{'s' if c['rows'] != 1 else ''})" for c in rare[:SHOWN_CLASSES])
+    more = f" and {len(rare) - SHOWN_CLASSES} more" if len(rare) > SHOWN_CLASSES else ""
+    warning = (f"{len(rare)} class(es) have no rows in the holdout (too few to hold any out, or, in a retrain, "
+               f"none in the frozen holdout): the model learned them, but its accuracy on them is not "
+               f"measured: {shown}{more}")
+    return {"rare_classes": rare, "warnings": [warning]}
 
 
 def save_version(

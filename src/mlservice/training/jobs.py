@@ -14,7 +14,13 @@ from mlservice.jobs.models import Job, JobType
 from mlservice.jobs.reporter import JobReporter
 from mlservice.ml import EpochInfo, train
 from mlservice.registry import service as registry
-from mlservice.training.fitting import STAGE_START, fit_progress, registered_by, save_version
+from mlservice.training.fitting import (
+    STAGE_START,
+    fit_progress,
+    rare_class_report,
+    registered_by,
+    save_version,
+)
 from mlservice.training.retrain import run_retrain
 from mlservice.training.service import training_config
 
@@ -74,6 +80,7 @@ def _result(job: Job, version: str, metrics: dict, info: dict) -> dict:
         "epochs": info.get("epochs"),
         "backend": info.get("backend"),
         "hidden_layers": info.get("hidden_layers"),
+        **rare_class_report(info),
     }
 
 

@@ -36,7 +36,7 @@ from mlservice.principal import Principal
 from mlservice.registry import service as registry
 from mlservice.registry.models import ModelVersion
 from mlservice.settings import Settings
-from mlservice.training.fitting import STAGE_START, fit_progress, save_version
+from mlservice.training.fitting import STAGE_START, fit_progress, rare_class_report, save_version
 
 # Where a labelled row comes from and when it was seen; dropped before training.
 OBSERVED_AT, ROW_KEY = "__observed_at", "__row_key"
@@ -337,6 +337,7 @@ def run_retrain(context: WorkerContext, job: Job, reporter: JobReporter) -> JobO
             # 0.11-era fields: the frozen holdout's figures.
             "champion_accuracy": holdout.champion, "challenger_accuracy": holdout.challenger,
             "difference": holdout.difference, "report_id": job.params.get("report_id"),
+            **rare_class_report(challenger.info),
         },
         model_version=version,
     )

@@ -77,6 +77,8 @@ def start_training(
     else:
         dataset = datasets.visible_dataset(session, principal, request.dataset_id or "")
         check_columns([c["name"] for c in dataset.columns], request.target, request.features, request.column_types)
+        # The target column alone is cheap to read: a single class is refused now, as for uploads.
+        validate_target(datasets.load_frame(artifacts, dataset, columns=[request.target]), request.target)
     return new_job(
         session, JobType.train, principal, origin,
         model_key=request.model_key,
