@@ -14,6 +14,7 @@ classes and layers (512, 256, 128) for a per-epoch figure (BENCH_NOTES.md).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -24,30 +25,43 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.neural_network import MLPClassifier  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
 
-from mlservice.ml import (  # noqa: E402
+from mlservice.ml import (
     AdaptiveMLPClassifier,
     FeaturePipeline,
+    TrainingConfig,
     infer_schema,
     read_table,
     split_holdout,
     train,
-    TrainingConfig,
 )
 
 ADULT_COLUMNS = [
-    "age", "workclass", "fnlwgt", "education", "education_num", "marital_status",
-    "occupation", "relationship", "race", "sex", "capital_gain", "capital_loss",
-    "hours_per_week", "native_country", "income",
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education_num",
+    "marital_status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital_gain",
+    "capital_loss",
+    "hours_per_week",
+    "native_country",
+    "income",
 ]
 
 
 def prepare(name: str):
     if name == "adult":
-        df = read_table(ROOT / "datasets/adult/adult.data", format="csv",
-                        column_names=ADULT_COLUMNS)
+        df = read_table(
+            ROOT / "datasets/adult/adult.data", format="csv", column_names=ADULT_COLUMNS
+        )
         target, features = "income", None
     else:
         df = read_table(ROOT / "datasets/ucla_courses/ucla_f18.csv")
@@ -57,8 +71,15 @@ def prepare(name: str):
     train_df, hold = split_holdout(df, target, 0.15, 0)
     schema = infer_schema(df, target, features=features)
     fp = FeaturePipeline(schema).fit(train_df)
-    return (df, target, features, fp.transform(train_df), train_df[target].to_numpy(),
-            fp.transform(hold), hold[target].to_numpy())
+    return (
+        df,
+        target,
+        features,
+        fp.transform(train_df),
+        train_df[target].to_numpy(),
+        fp.transform(hold),
+        hold[target].to_numpy(),
+    )
 
 
 def run_pair(X, y, Xh, yh, layers, repeat=1, **kw):
@@ -66,14 +87,18 @@ def run_pair(X, y, Xh, yh, layers, repeat=1, **kw):
     fastest time of each (the machine may be shared)."""
     best = {}
     for _ in range(repeat):
-        ours = AdaptiveMLPClassifier(hidden_layer_sizes=layers, adaptive=False, device="cpu",
-                                     random_state=0, **kw)
+        ours = AdaptiveMLPClassifier(
+            hidden_layer_sizes=layers, adaptive=False, device="cpu", random_state=0, **kw
+        )
         t = time.perf_counter()
         ours.fit(X, y)
         t_ours = time.perf_counter() - t
-        plain = MLPClassifier(hidden_layer_sizes=layers, random_state=0,
-                              early_stopping=kw.get("early_stopping", True),
-                              max_iter=kw.get("max_iter", 5000))
+        plain = MLPClassifier(
+            hidden_layer_sizes=layers,
+            random_state=0,
+            early_stopping=kw.get("early_stopping", True),
+            max_iter=kw.get("max_iter", 5000),
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             t = time.perf_counter()
@@ -82,8 +107,10 @@ def run_pair(X, y, Xh, yh, layers, repeat=1, **kw):
         best["ours_s"] = min(best.get("ours_s", np.inf), t_ours)
         best["plain_s"] = min(best.get("plain_s", np.inf), t_plain)
     best.update(
-        ours_epochs=ours.n_iter_, ours_acc=float((ours.predict(Xh) == yh).mean()),
-        plain_epochs=plain.n_iter_, plain_acc=float((plain.predict(Xh) == yh).mean()),
+        ours_epochs=ours.n_iter_,
+        ours_acc=float((ours.predict(Xh) == yh).mean()),
+        plain_epochs=plain.n_iter_,
+        plain_acc=float((plain.predict(Xh) == yh).mean()),
     )
     return best
 
@@ -92,41 +119,181 @@ def show(title: str, r: dict) -> None:
     po = r["ours_s"] / r["ours_epochs"]
     pp = r["plain_s"] / r["plain_epochs"]
     print(f"\n## {title}")
-    print(f"  ours : {r['ours_s']:7.2f} s, {r['ours_epochs']:3d} epochs, {po:6.3f} s/epoch, "
-          f"holdout accuracy {r['ours_acc']:.4f}")
-    print(f"  plain: {r['plain_s']:7.2f} s, {r['plain_epochs']:3d} epochs, {pp:6.3f} s/epoch, "
-          f"holdout accuracy {r['plain_acc']:.4f}")
-    print(f"  time ratio ours/plain {r['ours_s'] / r['plain_s']:.2f}x; per epoch "
-          f"{po / pp:.2f}x; accuracy difference {100 * (r['ours_acc'] - r['plain_acc']):+.2f} "
-          "points")
+    print(
+        f"  ours : {r['ours_s']:7.2f} s, {r['ours_epochs']:3d} epochs, {po:6.3f} s/epoch, "
+        f"holdout accuracy {r['ours_acc']:.4f}"
+    )
+    print(
+        f"  plain: {r['plain_s']:7.2f} s, {r['plain_epochs']:3d} epochs, {pp:6.3f} s/epoch, "
+        f"holdout accuracy {r['plain_acc']:.4f}"
+    )
+    print(
+        f"  time ratio ours/plain {r['ours_s'] / r['plain_s']:.2f}x; per epoch "
+        f"{po / pp:.2f}x; accuracy difference {100 * (r['ours_acc'] - r['plain_acc']):+.2f} "
+        "points"
+    )
+
+
+# --backend: the CPU backends against each other --------------------------------------------
+
+BACKENDS = {  # name: (estimator backend, thread limit or None for every core)
+    "sklearn-1thread": ("sklearn", 1),  # 773bfef: a job on this machine had one BLAS thread
+    "torch-1thread": ("torch", 1),
+    "sklearn": ("sklearn", None),
+    "torch": ("torch", None),
+}
+
+
+def fit_backend(name: str, X, y, Xh, yh, layers, **kw) -> dict:
+    from mlservice.ml.threads import available_cores, cpu_threads
+
+    backend, limit = BACKENDS[name]
+    est = AdaptiveMLPClassifier(
+        hidden_layer_sizes=layers,
+        adaptive=False,
+        device="cpu",
+        backend=backend,
+        random_state=0,
+        **kw,
+    )
+    with cpu_threads(limit or available_cores()):  # BLAS, OpenMP and torch's own count
+        t = time.perf_counter()
+        est.fit(X, y)
+        seconds = time.perf_counter() - t
+    return {
+        "s": seconds,
+        "epochs": est.n_iter_,
+        "per_epoch": seconds / est.n_iter_,
+        "acc": float((est.predict(Xh) == yh).mean()),
+    }
+
+
+def compare_backends(title: str, names: list[str], repeat: int, X, y, Xh, yh, layers, **kw) -> None:
+    import statistics
+
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    for _ in range(repeat):  # alternated A/B: the machine is shared, its load drifts
+        for name in names:
+            runs[name].append(fit_backend(name, X, y, Xh, yh, layers, **kw))
+            print(f"  {name:<16} {runs[name][-1]}  (load {os.getloadavg()[0]:.1f})", flush=True)
+    print(f"\n## {title}")
+    base = statistics.median(r["per_epoch"] for r in runs[names[0]])
+    for name in names:
+        per_epoch = statistics.median(r["per_epoch"] for r in runs[name])
+        acc = statistics.median(r["acc"] for r in runs[name])
+        epochs = statistics.median(r["epochs"] for r in runs[name])
+        print(
+            f"  {name:<16} median {per_epoch:8.3f} s/epoch ({base / per_epoch:4.2f}x {names[0]}), "
+            f"{epochs:.0f} epochs, holdout accuracy {acc:.4f}"
+        )
+
+
+def large_adult(rows: int, seed: int = 0):
+    """Adult's training rows repeated (each copy's numbers jittered by ±2 %) to ``rows`` rows,
+    and Adult's real test split as the holdout: /work/shared/datasets has no real table of a
+    million rows."""
+    import pandas as pd
+
+    df = read_table(ROOT / "datasets/adult/adult.data", format="csv", column_names=ADULT_COLUMNS)
+    test = pd.read_csv(
+        ROOT / "datasets/adult/adult.test",
+        names=ADULT_COLUMNS,
+        skipinitialspace=True,
+        na_values="?",
+        skiprows=1,
+    )
+    test["income"] = test["income"].str.rstrip(".")
+    rng = np.random.default_rng(seed)
+    copies = []
+    for i in range(-(-rows // len(df))):
+        copy = df.copy()
+        if i:
+            for c in ("age", "fnlwgt", "hours_per_week"):
+                copy[c] = copy[c] * rng.uniform(0.98, 1.02, len(copy))
+        copies.append(copy)
+    return pd.concat(copies, ignore_index=True).iloc[:rows], test
+
+
+def main_backends(args) -> None:
+    names = args.backend.split(",")
+    *_, X, y, Xh, yh = prepare("adult")
+    compare_backends(
+        f"adult: {X.shape[0]} × {X.shape[1]}, layers (256, 128, 64), early stopping",
+        names,
+        args.repeat,
+        X,
+        y,
+        Xh,
+        yh,
+        (256, 128, 64),
+    )
+    if args.large_rows:
+        big, hold = large_adult(args.large_rows)
+        fp = FeaturePipeline(infer_schema(big, "income")).fit(big)
+        Xb, yb = fp.transform(big), big["income"].to_numpy()
+        compare_backends(
+            f"large: {Xb.shape[0]:,} × {Xb.shape[1]} (Adult repeated), layers (1024, 512, 256, 128), "
+            f"{args.large_epochs} epoch(s), accuracy on adult.test",
+            names,
+            args.repeat,
+            Xb,
+            yb,
+            fp.transform(hold),
+            hold["income"].to_numpy(),
+            (1024, 512, 256, 128),
+            max_iter=args.large_epochs,
+            early_stopping=False,
+        )
 
 
 def main() -> None:
-    import os
-
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}", flush=True)
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="skip the synthetic per-epoch run")
     ap.add_argument("--repeat", type=int, default=2, help="alternating repeats, fastest kept")
+    ap.add_argument(
+        "--backend",
+        help="compare CPU backends instead, e.g. sklearn-1thread,sklearn,torch "
+        "(torch: pip install 'mlservice[gpu]')",
+    )
+    ap.add_argument(
+        "--large-rows", type=int, default=0, help="with --backend: also a table of this many rows"
+    )
+    ap.add_argument("--large-epochs", type=int, default=1)
     args = ap.parse_args()
+    if args.backend:
+        main_backends(args)
+        return
     for name, layers in (("adult", (256, 128, 64)), ("ucla", (128, 64))):
         df, target, features, X, y, Xh, yh = prepare(name)
-        show(f"{name}: {X.shape[0]} × {X.shape[1]} ({'sparse' if hasattr(X, 'nnz') else 'dense'}),"
-             f" layers {layers}, early stopping", run_pair(X, y, Xh, yh, layers, args.repeat))
+        show(
+            f"{name}: {X.shape[0]} × {X.shape[1]} ({'sparse' if hasattr(X, 'nnz') else 'dense'}),"
+            f" layers {layers}, early stopping",
+            run_pair(X, y, Xh, yh, layers, args.repeat),
+        )
         t = time.perf_counter()
         m = train(df, target, TrainingConfig(device="cpu"), features=features)
-        print(f"  end-to-end train() (validate, profile, features, model, evaluate): "
-              f"{time.perf_counter() - t:.2f} s, accuracy {m.metrics['accuracy']:.4f}, "
-              f"stages {({k: round(v, 2) for k, v in m.info['stage_seconds'].items()})}")
+        print(
+            f"  end-to-end train() (validate, profile, features, model, evaluate): "
+            f"{time.perf_counter() - t:.2f} s, accuracy {m.metrics['accuracy']:.4f}, "
+            f"stages { ({k: round(v, 2) for k, v in m.info['stage_seconds'].items()}) }"
+        )
     if not args.quick:
         rng = np.random.default_rng(0)
         X = rng.normal(size=(55_000, 100)).astype(np.float32)
         w = rng.normal(size=(100, 10))
         y = (X @ w + rng.normal(scale=2.0, size=(55_000, 10))).argmax(axis=1)
-        r = run_pair(X[:50_000], y[:50_000], X[50_000:], y[50_000:], (512, 256, 128),
-                     args.repeat, max_iter=3, early_stopping=False)
-        show("synthetic 50,000 × 100, 10 classes, (512, 256, 128), 3 epochs, no early stopping",
-             r)
+        r = run_pair(
+            X[:50_000],
+            y[:50_000],
+            X[50_000:],
+            y[50_000:],
+            (512, 256, 128),
+            args.repeat,
+            max_iter=3,
+            early_stopping=False,
+        )
+        show("synthetic 50,000 × 100, 10 classes, (512, 256, 128), 3 epochs, no early stopping", r)
 
 
 if __name__ == "__main__":

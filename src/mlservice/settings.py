@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     min_workers: int = Field(1, ge=1)
     max_workers_limit: int = Field(8, ge=1)
     worker_cpu_per_task: float = Field(0.5, gt=0)
+    # A batch prediction of at least this many rows is split into chunks predicted in parallel
+    # by the job's threads (its share of the cores); smaller ones run as one pass.
+    batch_parallel_min_rows: int = Field(20_000, ge=1)
     # Distributed mode (ML_QUEUE=celery)
     broker_key_prefix: str = ""
     broker_wait_s: float = Field(0.0, ge=0)

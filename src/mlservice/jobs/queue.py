@@ -23,6 +23,7 @@ from mlservice.jobs import kinds
 from mlservice.jobs.models import Job
 from mlservice.jobs.runner import execute_job, init_worker
 from mlservice.jobs.schemas import JobCreated
+from mlservice.ml.threads import available_cores
 from mlservice.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,14 +38,44 @@ class JobQueue(Protocol):
 
 
 def pool_size(settings: Settings, cpu_count: int | None = None) -> int:
-    cores = cpu_count or os.cpu_count() or 1
+    cores = cpu_count or available_cores()
     wanted = math.floor(cores / settings.worker_cpu_per_task)
     return max(settings.min_workers, min(settings.max_workers_limit, wanted))
 
 
 def blas_threads(settings: Settings, cpu_count: int | None = None) -> int:
-    cores = cpu_count or os.cpu_count() or 1
-    return max(1, math.floor(cores * settings.worker_cpu_per_task))
+    """A fixed per-process thread limit, for workers that cannot see one another's jobs (Celery's
+    prefork children): at least an even share of the cores between ``ML_WORKER_CONCURRENCY``
+    (else the local pool's size) jobs. The local pool chooses per job instead (runner.job_threads)."""
+    cores = cpu_count or available_cores()
+    share = cores // (settings.worker_concurrency or pool_size(settings, cores))
+    return max(1, math.floor(cores * settings.worker_cpu_per_task), share)
+
+
+# What the pool's template process imports once, for every worker forked from it to share
+# (copy-on-write): the worker's own stack and the ML engine. The job kinds' modules are added.
+TEMPLATE_PRELOAD = (
+    "mlservice.jobs.runner",
+    "mlservice.live",
+    "mlservice.ml",
+    "sklearn.neural_network",
+    "pyarrow.parquet",
+    "threadpoolctl",
+)
+
+
+def worker_context(job_kinds: tuple[kinds.JobKind, ...]) -> multiprocessing.context.BaseContext:
+    """Workers fork from multiprocessing's fork server, a template process started once with
+    the ML stack imported: a new worker is ready in a fraction of a second (a spawned one took
+    ~13 s to import it) and shares those pages instead of holding its own copy (~200 MB each).
+    The template is a fresh interpreter, not a fork of `serve`, so it holds none of the
+    server's threads, locks or sockets."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows: no fork at all
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    handlers = {kind.handler.__module__ for kind in job_kinds if kind.handler is not None}
+    context.set_forkserver_preload(sorted({*TEMPLATE_PRELOAD, *handlers}))
+    return context
 
 
 def _stop(executor: ProcessPoolExecutor) -> None:
@@ -65,9 +96,11 @@ def _stop(executor: ProcessPoolExecutor) -> None:
 
 class LocalJobQueue:
     """A bounded pool of worker processes inside ``serve``: CPU-heavy training never holds the
-    API's interpreter. `serve` starts every worker up front (start()); elsewhere (tests) the pool
-    is created on the first job. A worker that dies takes its job with
-    it (marked failed) and the pool is rebuilt."""
+    API's interpreter. Workers are forked on demand from a template that has the ML stack
+    imported (worker_context); `serve` starts the template up front (start()). Each job's CPU
+    threads follow how many jobs run when it starts (runner.job_threads), counted in ``running``,
+    shared by the pool's workers. A worker that dies takes its job with it (marked failed) and
+    the pool is rebuilt, with a fresh count."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -78,24 +111,33 @@ class LocalJobQueue:
         self.live_endpoint: str | None = None  # the live-updates hub workers forward to
 
     def start(self) -> None:
-        """Spawn every worker now (`serve` calls this at start-up). The executor would
-        otherwise spawn one only when a job finds no idle worker, and that job would wait for
-        the new process to import the ML stack (seen: a drift check queued behind an
-        auto-retrain started 13 s late)."""
-        executor = self._pool()
-        for _ in range(self.size):  # none is idle yet, so each call spawns a worker
-            executor.submit(os.getpid)
+        """Start the template now (`serve` calls this at start-up), so that it has imported the
+        ML stack before the first job: that job then waits only for a fork (seen before the
+        template: a drift check queued behind an auto-retrain started 13 s late). One worker
+        is forked at once too; the others come when jobs overlap. In a thread: forking waits
+        for the template's imports (seconds), which must not hold up the server's start."""
+        threading.Thread(
+            target=lambda: self._pool().submit(os.getpid), name="job-pool-start", daemon=True
+        ).start()
 
     def _pool(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._executor is None:
+                job_kinds = kinds.registered()
+                context = worker_context(job_kinds)
                 self._executor = ProcessPoolExecutor(
                     max_workers=self.size,
-                    mp_context=multiprocessing.get_context("spawn"),
+                    mp_context=context,
                     initializer=init_worker,
-                    # Spawned: a fresh interpreter, which knows the job kinds only if given them.
-                    initargs=(self.settings, blas_threads(self.settings), self.live_endpoint, os.getpid(),
-                              kinds.registered()),
+                    # The template is a fresh interpreter: it knows the job kinds only if given them.
+                    initargs=(
+                        self.settings,
+                        None,
+                        self.live_endpoint,
+                        os.getpid(),
+                        job_kinds,
+                        context.Value("i", 0),
+                    ),
                 )
             return self._executor
 
@@ -121,9 +163,13 @@ class LocalJobQueue:
         from mlservice.db import Database
         from mlservice.jobs.service import interrupt_or_requeue
 
-        database = Database(self.settings.effective_database_url, timeout=self.settings.db_timeout, pool_size=1)
+        database = Database(
+            self.settings.effective_database_url, timeout=self.settings.db_timeout, pool_size=1
+        )
         try:
-            reason = "the worker process died" if isinstance(error, BrokenProcessPool) else repr(error)
+            reason = (
+                "the worker process died" if isinstance(error, BrokenProcessPool) else repr(error)
+            )
             requeue = interrupt_or_requeue(database, job_id, reason)
         finally:
             database.dispose()

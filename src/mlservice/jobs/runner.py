@@ -4,11 +4,14 @@ Celery worker). Job state lives in the database; this module only needs the id."
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from mlservice.artifacts import ArtifactStore
 from mlservice.db import Database
@@ -23,17 +26,27 @@ log = logging.getLogger(__name__)
 _context: WorkerContext | None = None
 
 
-def init_worker(settings: Settings, blas_threads: int | None = None, live_endpoint: str | None = None,
-                parent_pid: int | None = None, job_kinds: Iterable[JobKind] = ()) -> None:
-    """Process initializer: one database engine per worker process, BLAS threads bounded so
-    parallel jobs don't oversubscribe the cores, the ML stack imported before the first job.
-    ``parent_pid`` is the pid of the process that owns this worker, read by that process
-    itself; the worker exits when it is no longer its parent (None: nothing to watch).
+def init_worker(
+    settings: Settings,
+    blas_threads: int | None = None,
+    live_endpoint: str | None = None,
+    parent_pid: int | None = None,
+    job_kinds: Iterable[JobKind] = (),
+    running: Any = None,
+) -> None:
+    """Process initializer: one database engine per worker process, the ML stack imported
+    before the first job (already, in a worker forked from the pool's template).
+    ``blas_threads``: a fixed thread limit for the whole process (Celery workers, which cannot
+    see one another's jobs). ``running``: the pool's shared count of running jobs (a
+    ``multiprocessing.Value``); with it each job's threads are chosen when it starts
+    (:func:`job_threads`). ``parent_pid`` is the pid of the process that owns this worker, read
+    by that process itself; the worker exits when the owner ends (None: nothing to watch).
     ``job_kinds``: what the parent registered, for a worker started in a fresh interpreter
     (a forked one has them already)."""
-    global _context
+    global _context, _running
     if parent_pid is not None:
         _die_with_parent(parent_pid)
+    _running = running
     kinds.register(*job_kinds)
     if blas_threads:
         from threadpoolctl import threadpool_limits
@@ -46,7 +59,9 @@ def init_worker(settings: Settings, blas_threads: int | None = None, live_endpoi
 
     _context = WorkerContext(
         settings=settings,
-        database=Database(settings.effective_database_url, timeout=settings.db_timeout, pool_size=2),
+        database=Database(
+            settings.effective_database_url, timeout=settings.db_timeout, pool_size=2
+        ),
         artifacts=ArtifactStore(settings.effective_artifacts_root),
     )
 
@@ -54,27 +69,85 @@ def init_worker(settings: Settings, blas_threads: int | None = None, live_endpoi
 def _die_with_parent(parent: int) -> None:
     """Local workers must not outlive `serve`: an orphan would finish a job the restarted
     server already marked as interrupted. A daemon thread ends the process within
-    ``PARENT_POLL_S`` of the parent's death. Not ``PR_SET_PDEATHSIG``: Linux sends it when the
+    ``PARENT_POLL_S`` of the owner's death. Not ``PR_SET_PDEATHSIG``: Linux sends it when the
     *thread* that spawned the worker ends, and the pool spawns workers from whichever thread
     submits a job — a request's worker thread, which exits after 10 s idle, killing a healthy
     worker mid-job (BrokenProcessPool under load, seen by tests/reliability/test_load.py).
 
-    The parent's pid comes from the parent, not from ``getppid()`` here: as PID 1 in a
-    container, ``serve`` or ``mlservice worker`` is a live parent whose pid is 1, and reading
-    "parent is 1" as "orphaned" killed every worker at start."""
-    if os.getppid() != parent:  # the parent died before we got here
+    A worker of the local pool is forked by the pool's template, not by its owner, so its
+    parent pid says nothing; multiprocessing gives it a pipe from the owner instead
+    (``parent_process()``'s sentinel), which reads end-of-file when the owner dies — no pid
+    compared, so nothing to get wrong as PID 1 or across PID namespaces (a pid read from /proc
+    there is another namespace's). Elsewhere (Celery's prefork children) the parent's pid comes
+    from the parent, not from ``getppid()`` here: as PID 1 in a container, ``mlservice worker``
+    is a live parent whose pid is 1, and reading "parent is 1" as "orphaned" killed every
+    worker at start."""
+    owner = multiprocessing.parent_process()
+    if owner is not None:
+        alive: Callable[[], bool] = owner.is_alive
+    else:
+
+        def alive() -> bool:
+            return os.getppid() == parent
+
+    if not alive():  # the owner died before we got here
         os._exit(1)
 
     def watch() -> None:
         while True:
             time.sleep(PARENT_POLL_S)
-            if os.getppid() != parent:
+            if not alive():
                 os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 PARENT_POLL_S = 0.25
+
+
+_running: Any = None  # the pool's count of running jobs, shared by its workers
+
+
+def job_threads(cores: int, running: int, busy: int = 0) -> int:
+    """CPU threads for a job that starts while ``running`` jobs of the pool (itself included) run
+    and ``busy`` threads of anything run on the machine: an even share of the cores between the
+    pool's jobs (every core for a job alone), and no more than the cores left free (at least
+    one). Jobs that started earlier keep what they had until they end.
+
+    The free-core cap matters: BLAS and OpenMP threads wait for one another at every matrix
+    product, and on a machine whose other work holds the cores each wait lasts a scheduler time
+    slice (measured on the shared 2-core machine at load ~15: scikit-learn training on Adult took
+    37.8 s per epoch with two BLAS threads, 3.2 s with one)."""
+    return max(1, min(cores // max(1, running), cores - busy))
+
+
+def pool_share() -> int:
+    """The cores divided between the pool's running jobs, ignoring other work on the machine: the
+    number of *independent* threads a job may run (a batch prediction's chunks), which, unlike
+    BLAS threads, never wait for one another, so a busy machine only slows each down."""
+    from mlservice.ml.threads import available_cores
+
+    running = _running.value if _running is not None else 1
+    return job_threads(available_cores(), running)
+
+
+@contextmanager
+def cpu_share() -> Iterator[int | None]:
+    """The block of one job: counted as running, its threads bounded to its share (yielded)."""
+    if _running is None:  # a Celery worker: its process-wide limit, set at start, holds
+        yield None
+        return
+    from mlservice.ml.threads import available_cores, busy_cores, cpu_threads
+
+    with _running.get_lock():
+        _running.value += 1
+        count = _running.value
+    try:
+        with cpu_threads(job_threads(available_cores(), count, busy_cores())) as threads:
+            yield threads
+    finally:
+        with _running.get_lock():
+            _running.value -= 1
 
 
 def worker_context() -> WorkerContext:
@@ -107,9 +180,13 @@ def _alert_failure(context: WorkerContext, job: Job, error: str) -> None:
     subject = f"{job.type} job for {job.model_key}" if job.model_key else f"{job.type} job"
     try:
         raise_alert_now(
-            context.database, kind="job_failed", severity="warning",
-            dedup_key=f"job_failed:{job.type}:{job.model_key or '-'}", model_key=job.model_key,
-            message=f"{subject} failed: {error}", link={"type": "job", "id": job.id},
+            context.database,
+            kind="job_failed",
+            severity="warning",
+            dedup_key=f"job_failed:{job.type}:{job.model_key or '-'}",
+            model_key=job.model_key,
+            message=f"{subject} failed: {error}",
+            link={"type": "job", "id": job.id},
         )
     except Exception:
         log.exception("could not raise the alert for failed job %s", job.id)
@@ -121,8 +198,13 @@ class Execution:
     follow_up: list[str] = field(default_factory=list)
 
 
-def execute_job(job_id: str, *, takeover_after_s: float | None = None, heartbeat_s: float | None = None,
-                worker: str | None = None) -> Execution:
+def execute_job(
+    job_id: str,
+    *,
+    takeover_after_s: float | None = None,
+    heartbeat_s: float | None = None,
+    worker: str | None = None,
+) -> Execution:
     """Run the job to an end state. Never raises for job failures. The caller (the queue)
     enqueues the follow-up jobs, e.g. the retrain a drift check decided on. Distributed mode
     passes ``heartbeat_s`` (the job's heartbeat while it runs) and ``takeover_after_s`` (a
@@ -135,7 +217,8 @@ def execute_job(job_id: str, *, takeover_after_s: float | None = None, heartbeat
     if heartbeat_s:
         reporter.start_heartbeat(heartbeat_s)
     try:
-        return _run(context, job, reporter)
+        with cpu_share():
+            return _run(context, job, reporter)
     finally:
         reporter.stop_heartbeat()
 

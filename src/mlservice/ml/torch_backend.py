@@ -26,12 +26,18 @@ _ACT = {"relu": nn.ReLU, "tanh": nn.Tanh, "logistic": nn.Sigmoid, "identity": nn
 class TorchTrainer:
     name = "torch"
 
-    def __init__(self, est: Any, layers: tuple[int, ...], n_classes: int, n_samples: int,
-                 device: str) -> None:
+    def __init__(
+        self, est: Any, layers: tuple[int, ...], n_classes: int, n_samples: int, device: str
+    ) -> None:
         from .model import _batch_size
+        from .threads import thread_budget
 
         self.device = device
         self.dev = torch.device(device)
+        if device == "cpu" and thread_budget():
+            # torch may have been imported inside the caller's cpu_threads block, after it set
+            # the count: apply the job's share now (torch otherwise takes every core)
+            torch.set_num_threads(thread_budget())
         seed = est.random_state if est.random_state is not None else 0
         torch.manual_seed(seed)
         self.gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -65,11 +71,17 @@ class TorchTrainer:
         self.model = nn.Sequential(*mods).to(self.dev)
         self.weights_only = [m.weight for m in self.model if isinstance(m, nn.Linear)]
         if self.solver == "sgd":
-            self.opt = torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=0.9,
-                                       nesterov=True)
+            self.opt = torch.optim.SGD(
+                self.model.parameters(), lr=self.lr, momentum=0.9, nesterov=True
+            )
         else:
-            self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr, betas=(0.9, 0.999),
-                                        eps=1e-8, fused=self.dev.type == "cuda")
+            self.opt = torch.optim.Adam(
+                self.model.parameters(),
+                lr=self.lr,
+                betas=(0.9, 0.999),
+                eps=1e-8,
+                fused=self.dev.type == "cuda",
+            )
         self.loss_fn = nn.CrossEntropyLoss()
 
     def _rows(self, X: Any, idx: np.ndarray | slice) -> torch.Tensor:
@@ -112,8 +124,11 @@ class TorchTrainer:
             loss.backward()
             if decay:
                 # gradient of alpha/2 * ||W||^2 / batch (scikit-learn's L2 term), fused
-                torch._foreach_add_([w.grad for w in self.weights_only], self.weights_only,
-                                    alpha=decay / (stop - start))
+                torch._foreach_add_(
+                    [w.grad for w in self.weights_only],
+                    self.weights_only,
+                    alpha=decay / (stop - start),
+                )
             self.opt.step()
             losses.append(loss.detach())
             sizes.append(stop - start)
