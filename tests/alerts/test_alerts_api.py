@@ -22,7 +22,8 @@ def _active_alerts(client: TestClient, headers: dict, **filters) -> list[dict]:
 
 def test_a_failed_job_alert_is_acknowledged_then_fires_again(client: TestClient, accounts: Accounts) -> None:
     user, headers = accounts.login_as("on_call")
-    dataset = upload(client, headers, pd.DataFrame([{"x": i, "y": "same"} for i in range(50)]))
+    # Too few rows to train on: found by the job (a one-class table is refused before one exists).
+    dataset = upload(client, headers, pd.DataFrame([{"x": i, "y": "ab"[i % 2]} for i in range(10)]))
 
     def fail_training() -> str:
         started = client.post("/train", headers=headers, json={
@@ -35,7 +36,7 @@ def test_a_failed_job_alert_is_acknowledged_then_fires_again(client: TestClient,
     [alert] = _active_alerts(client, headers, kind="job_failed", model_key="broken")
     assert alert["severity"] == "warning" and alert["occurrences"] == 1
     assert alert["link"] == {"type": "job", "id": first_job}
-    assert alert["message"].startswith("train job for broken failed") and "only one class" in alert["message"]
+    assert alert["message"].startswith("train job for broken failed") and "too few to train on" in alert["message"]
 
     acked = client.post(f"/health/alerts/{alert['id']}/ack", headers=headers)
     assert acked.status_code == 200, acked.text

@@ -199,14 +199,19 @@ def test_bad_training_requests_are_refused_up_front(client: TestClient, accounts
 def test_training_on_unusable_data_fails_with_a_readable_reason(client: TestClient, accounts: Accounts, database) -> None:
     _, headers = accounts.login_as("tester")
     one_class = [{"x": i, "y": "same"} for i in range(50)]
-    # Inline data is checked before anything is stored; a stored dataset fails in the job.
+    # Inline data is checked before anything is stored; a stored dataset's target column is read
+    # and checked before a job exists; what only training finds out fails in the job.
     refused = client.post("/train", headers=headers, json={"model_key": "broken", "target": "y", "data": one_class})
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "single_class"
     assert client.get("/datasets", headers=headers).json()["total"] == 0
     dataset = upload(client, headers, pd.DataFrame(one_class))
-    job_id = client.post("/train", headers=headers, json={"model_key": "broken", "target": "y", "dataset_id": dataset["id"]}).json()["job_id"]
+    refused = client.post("/train", headers=headers, json={"model_key": "broken", "target": "y", "dataset_id": dataset["id"]})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "single_class"
+    assert client.get("/jobs", headers=headers).json()["total"] == 0
+    too_few = upload(client, headers, pd.DataFrame([{"x": i, "y": "ab"[i % 2]} for i in range(10)]))
+    job_id = client.post("/train", headers=headers, json={"model_key": "broken", "target": "y", "dataset_id": too_few["id"]}).json()["job_id"]
     job = wait_job(client, headers, job_id)
-    assert job["status"] == "failed" and "only one class" in job["error"]
+    assert job["status"] == "failed" and "too few to train on" in job["error"]
     assert client.get("/models/broken", headers=headers).status_code == 404  # no half version
 
 
