@@ -11,12 +11,20 @@ worker), one row per request, and one 10,000-row request. MLflow runs in its own
 (bench/.venv-mlflow, created on first use) so its pins don't touch ours.
 
     .venv/bin/python bench/bench_predict.py [--duration 10] [--skip-mlflow]
+
+`--workers 1,2` measures instead sync predict at 16 clients against `serve --workers N` for each
+N: one model trained once, then servers started in turn on its data directory, alternating
+(A/B/A/B…, `--rounds` times) so that a change in what else the machine runs spreads over every
+N; medians of req/s and of p99 per N.
+
+    .venv/bin/python bench/bench_predict.py --workers 1,2 [--rounds 3] [--duration 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import subprocess
 import sys
@@ -28,7 +36,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from harness import ADMIN_PASSWORD, REPO_ROOT, free_port, load, running_server, wait_job
+from harness import ADMIN_PASSWORD, REPO_ROOT, free_port, load, median, running_server, wait_job
 
 COLUMNS = [
     "age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
@@ -62,20 +70,57 @@ def batch_csv(rows: int) -> bytes:
 
 
 
+def admin_headers(base: str) -> dict[str, str]:
+    token = httpx.post(f"{base}/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).json()["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def train_adult(base: str, headers: dict[str, str], results: dict) -> None:
+    """The model every measurement serves: Adult, the server's default settings."""
+    train_csv = io.BytesIO()
+    adult("train").to_csv(train_csv, index=False)
+    started = time.perf_counter()
+    job_id = httpx.post(f"{base}/train", headers=headers, timeout=120, data={"model_key": "adult", "target": "income"},
+                        files={"file": ("adult.csv", train_csv.getvalue(), "text/csv")}).json()["job_id"]
+    job = wait_job(base, headers, job_id)
+    results["train_s"] = time.perf_counter() - started
+    results["train"] = job["result"]
+    print(f"trained in {results['train_s']:.1f} s: {job['result']}", flush=True)
+
+
+def bench_workers(counts: list[int], rounds: int, duration: float) -> dict[int, list]:
+    """Sync predict at 16 clients per API process count, servers alternating on one data dir."""
+    measured: dict[int, list] = {n: [] for n in counts}
+    with tempfile.TemporaryDirectory(prefix="mlservice-bench-workers-") as data_dir:
+        with running_server(data_dir) as base:
+            train_adult(base, admin_headers(base), {})
+        body = {"data": [one_row()]}
+        for round_ in range(rounds):
+            for n in counts:
+                with running_server(data_dir, ML_API_WORKERS=str(n)) as base:
+                    result = load(f"ours: --workers {n}, 16 clients (round {round_ + 1})", base, "POST",
+                                  "/models/adult/predict", concurrency=16, duration=duration,
+                                  headers=admin_headers(base), json_body=body)
+                print(result.line(), flush=True)
+                measured[n].append(result)
+    return measured
+
+
+def report_workers(measured: dict[int, list]) -> None:
+    print("\n== Sync predict, one row per request, 16 clients, by API processes (medians of rounds) ==")
+    base_rps = None
+    for n, results in measured.items():
+        rps, p99 = median([r.rps for r in results]), median([r.percentile(99) for r in results])
+        base_rps = base_rps or rps
+        print(f"--workers {n}: {rps:8.0f} req/s   p99 {p99:7.2f} ms   ({rps / base_rps:.2f}x the first; "
+              f"errors {sum(r.errors for r in results)})")
+
+
 def bench_ours(duration: float) -> dict:
     results: dict = {}
     with running_server() as base:
-        token = httpx.post(f"{base}/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).json()["token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        train_csv = io.BytesIO()
-        adult("train").to_csv(train_csv, index=False)
-        started = time.perf_counter()
-        job_id = httpx.post(f"{base}/train", headers=headers, timeout=120, data={"model_key": "adult", "target": "income"},
-                            files={"file": ("adult.csv", train_csv.getvalue(), "text/csv")}).json()["job_id"]
-        job = wait_job(base, headers, job_id)
-        results["train_s"] = time.perf_counter() - started
-        results["train"] = job["result"]
-        print(f"trained in {results['train_s']:.1f} s: {job['result']}", flush=True)
+        headers = admin_headers(base)
+        train_adult(base, headers, results)
 
         body = {"data": [one_row()]}
         results["sync_c1"] = load("ours: sync 1 row, 1 client", base, "POST", "/models/adult/predict",
@@ -183,11 +228,64 @@ def bench_mlflow(duration: float) -> dict | None:
             server.wait(timeout=30)
 
 
+def bench_batch(reference: Path | None, rounds: int, large_rows: int) -> None:
+    """`--batch`: batch predictions end to end (upload → job completed, log included) on this
+    checkout and on a reference checkout (e.g. `git worktree add /tmp/wt773 773bfef`, run with
+    PYTHONPATH), alternated `rounds` times: 100,000 Adult rows (multipart CSV) with a model of the
+    default architecture, and with `large_rows` a dataset of that many rows (Adult's test rows
+    repeated, uploaded first, not timed) with the large architecture (1024, 512, 256, 128)."""
+    trees = {"this": None} if reference is None else {"reference": str(reference / "src"), "this": None}
+    rates: dict[str, dict[str, list[float]]] = {name: {"100k": [], "large": []} for name in trees}
+    small = {"max_iter": 2}
+    large = {"hidden_layer_sizes": [1024, 512, 256, 128], "max_iter": 1, "adaptive_architecture": False}
+    train_csv = adult("train").to_csv(index=False).encode()
+    for _ in range(rounds):
+        for name, pythonpath in trees.items():
+            with running_server(**({"PYTHONPATH": pythonpath} if pythonpath else {})) as base:
+                token = httpx.post(f"{base}/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).json()["token"]
+                headers = {"Authorization": f"Bearer {token}"}
+                for key, params in (("adult", small), ("large", large)) if large_rows else (("adult", small),):
+                    job_id = httpx.post(f"{base}/train", headers=headers, timeout=120,
+                                        data={"model_key": key, "target": "income", "params": json.dumps(params)},
+                                        files={"file": ("adult.csv", train_csv, "text/csv")}).json()["job_id"]
+                    assert wait_job(base, headers, job_id)["status"] == "completed"
+                started = time.perf_counter()
+                response = httpx.post(f"{base}/predict", headers=headers, timeout=300, data={"model_key": "adult"},
+                                      files={"file": ("batch.csv", batch_csv(100_000), "text/csv")})
+                job = wait_job(base, headers, response.json()["job_id"])
+                assert job["status"] == "completed", job
+                rates[name]["100k"].append(100_000 / (time.perf_counter() - started))
+                if large_rows:
+                    dataset = httpx.post(f"{base}/datasets", headers=headers, timeout=600,
+                                         files={"file": ("large.csv", batch_csv(large_rows), "text/csv")}).json()
+                    started = time.perf_counter()
+                    response = httpx.post(f"{base}/predict", headers=headers, timeout=60,
+                                          json={"model_key": "large", "dataset_id": dataset["id"]})
+                    job = wait_job(base, headers, response.json()["job_id"], timeout=3600)
+                    assert job["status"] == "completed", job
+                    rates[name]["large"].append(large_rows / (time.perf_counter() - started))
+            print(f"{name:<10} " + "  ".join(f"{k}: {v[-1]:,.0f} rows/s" for k, v in rates[name].items() if v)
+                  + f"  (load {os.getloadavg()[0]:.1f})", flush=True)
+    for name, measured in rates.items():
+        print(f"median {name:<10} " + "  ".join(f"{k}: {median(v):,.0f} rows/s" for k, v in measured.items() if v))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--workers", help="compare `serve --workers N` for these N, e.g. 1,2 (nothing else runs)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds for --workers")
+    parser.add_argument("--batch", action="store_true", help="batch predictions only, against --reference")
+    parser.add_argument("--reference", type=Path, help="with --batch: a checkout to compare, e.g. /tmp/wt773")
+    parser.add_argument("--large-rows", type=int, default=0, help="with --batch: also a batch of this many rows")
     args = parser.parse_args()
+    if args.batch:
+        bench_batch(args.reference, args.rounds, args.large_rows)
+        return
+    if args.workers:
+        report_workers(bench_workers([int(n) for n in args.workers.split(",")], args.rounds, args.duration))
+        return
 
     ours = bench_ours(args.duration)
     reference = None if args.skip_mlflow else bench_mlflow(args.duration)

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,12 +32,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(**env_overrides: str) -> Iterator[str]:
-    """Start `mlservice serve` on a free port with a fresh data dir; yield its base URL."""
-    with tempfile.TemporaryDirectory(prefix="mlservice-bench-") as data_dir:
+def running_server(data_dir: str | None = None, **env_overrides: str) -> Iterator[str]:
+    """Start `mlservice serve` on a free port with a fresh data dir (or ``data_dir``, to start
+    again on what an earlier run left); yield its base URL."""
+    fresh = tempfile.TemporaryDirectory(prefix="mlservice-bench-") if data_dir is None else nullcontext(data_dir)
+    with fresh as directory:
         port = free_port()
         env = os.environ | {
-            "ML_DATA_DIR": data_dir,
+            "ML_DATA_DIR": directory,
             "ML_SERVICE_HOST": "127.0.0.1",
             "ML_SERVICE_PORT": str(port),
             "ML_ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -48,7 +50,7 @@ def running_server(**env_overrides: str) -> Iterator[str]:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            cwd=data_dir,
+            cwd=directory,
         )
         base = f"http://127.0.0.1:{port}"
         try:

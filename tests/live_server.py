@@ -111,6 +111,11 @@ def spawn_serve(home: Path, env: dict[str, str], launcher: tuple[str, ...] = (),
         lines.append(line)
         if "Uvicorn running" in line or process.poll() is not None:
             break
+    # `serve --workers N`: the supervisor listens before its API processes are up; wait for them.
+    workers = env.get("ML_API_WORKERS", "1")
+    while workers.isdigit() and "".join(lines).count("Application startup complete") < int(workers) \
+            and time.monotonic() < deadline and process.poll() is None:
+        lines.append(process.stdout.readline())  # type: ignore[union-attr]
     if process.poll() is not None:
         raise AssertionError("server did not start:\n" + "".join(lines))
     # Keep reading its output so a chatty server never blocks on a full pipe.

@@ -54,6 +54,8 @@ from mlservice.predictions.router import router as predictions_router
 from mlservice.predictions.service import VersionResolver
 from mlservice.registry.router import router as registry_router
 from mlservice.registry.service import ModelCache
+from mlservice.runtime.election import LOCK_NAME, Leadership, run_dir
+from mlservice.runtime.handoff import ElectedQueue
 from mlservice.scheduler import build_scheduler, delete_expired_prediction_logs, sweep_leftovers
 from mlservice.settings import Settings
 from mlservice.training.router import router as training_router
@@ -196,31 +198,49 @@ def create_app(
     database = database or Database(settings.effective_database_url, timeout=settings.db_timeout)
     artifacts = ArtifactStore(settings.effective_artifacts_root)
     queue = queue or create_queue(settings)
+    if background:  # `serve`: only the elected process runs the job pool (mlservice.runtime)
+        queue = ElectedQueue(queue, database)
+    # `serve --workers N`: the processes share live updates, rate limits and lockouts.
+    shared_dir = run_dir(settings.data_dir) if background and settings.effective_api_workers > 1 else None
+    scheduler = build_scheduler(settings, artifacts, database, queue) if background else None
+
+    def recover() -> list[str]:
+        if not getattr(queue, "owns_running_jobs", True):
+            return []  # distributed: jobs run on workers; lost ones are found by their heartbeat
+        with database.session(write=True) as session:
+            interrupted, queued = recover_interrupted(session, artifacts)
+        if interrupted:
+            log.warning("%d job(s) were running when the server stopped; marked failed", interrupted)
+        return queued
+
+    def lead() -> None:
+        """The elected process's duties: at start-up in a single process, on take-over in others."""
+        queued = recover()
+        queue.lead()  # spawn the workers now rather than on the first job
+        delete_expired_prediction_logs(settings, artifacts)
+        sweep_leftovers(database, artifacts)
+        run_daily_checks(database, queue, settings, artifacts)  # catch up if we were down
+        scheduler.start()
+        for job_id in queued:
+            queue.enqueue(job_id)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await app.state.live_hub.start(queue)  # before the workers spawn: they get its address
-        if getattr(queue, "owns_running_jobs", True):
-            with database.session(write=True) as session:
-                interrupted, queued = recover_interrupted(session, artifacts)
-        else:  # distributed: jobs run on workers; lost ones are found by their heartbeat
-            interrupted, queued = 0, []
-        if interrupted:
-            log.warning("%d job(s) were running when the server stopped; marked failed", interrupted)
-        scheduler = build_scheduler(settings, artifacts, database, queue) if background else None
+        leadership = None
         if background:
             app.state.gpu_probe.start()
-            queue.start()  # spawn the workers now rather than on the first job
-            delete_expired_prediction_logs(settings, artifacts)
-            sweep_leftovers(database, artifacts)
-            run_daily_checks(database, queue, settings, artifacts)  # catch up if we were down
-            scheduler.start()
-        for job_id in queued:
-            queue.enqueue(job_id)
+            leadership = Leadership(settings.data_dir / LOCK_NAME, lead)
+            leadership.start()
+        else:
+            for job_id in recover():
+                queue.enqueue(job_id)
         try:
             yield
         finally:
-            if scheduler is not None:
+            if leadership is not None:
+                leadership.stop()
+            if scheduler is not None and scheduler.running:
                 scheduler.shutdown(wait=False)
             queue.shutdown()
             await app.state.live_hub.stop()
@@ -245,9 +265,9 @@ def create_app(
     app.state.version_resolver = VersionResolver(database)
     app.state.prediction_log = SyncLogWriter(artifacts)
     app.state.events = EventLog(settings, database)
-    app.state.login_guard = LoginGuard(settings)
-    app.state.rate_limiter = RequestLimiter(settings)
-    app.state.live_hub = Hub(settings, database)
+    app.state.login_guard = LoginGuard(settings, shared_dir)
+    app.state.rate_limiter = RequestLimiter(settings, shared_dir)
+    app.state.live_hub = Hub(settings, database, shared_dir)
     # Hooks: the event log imports no domain above it; what reacts to a written event is wired here.
     app.state.events.subscribe(forward_suspicious)  # suspicious events reach admins' sockets
     app.state.events.subscribe(partial(raise_security_alert, database))  # ... and raise an alert

@@ -6,6 +6,7 @@ working; the README's settings table documents each one.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from datetime import time
@@ -45,6 +46,19 @@ def _parse_layer_sizes(value: Any) -> Any:
     return tuple(int(part) for part in re.findall(r"\d+", text))
 
 
+API_WORKERS_HELP = "expected 'auto' (one API process per core) or a whole number of processes, 1 or more"
+
+
+def parse_api_workers(value: Any) -> int | Literal["auto"]:
+    """``ML_API_WORKERS`` / ``serve --workers``: 'auto' or a positive whole number."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return "auto"
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(API_WORKERS_HELP)
+    return int(text)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ML_",
@@ -58,6 +72,8 @@ class Settings(BaseSettings):
     service_host: str = "0.0.0.0"
     service_port: int = Field(8085, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # API processes sharing the port (`serve --workers N`); see the README's "Several API processes".
+    api_workers: int | Literal["auto"] = 1
     cors_origins: StrList = ["http://localhost:6565", "http://127.0.0.1:6565"]
     max_body_mb: float = Field(200.0, gt=0)
     max_table_mb: float = Field(4096.0, gt=0)
@@ -201,6 +217,11 @@ class Settings(BaseSettings):
             raise ValueError("expected 'auto' or a positive whole number")
         return int(text)
 
+    @field_validator("api_workers", mode="before")
+    @classmethod
+    def _api_workers(cls, value: Any) -> Any:
+        return parse_api_workers(value)
+
     @field_validator("cors_origins", "trusted_proxies", "worker_queues", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
@@ -305,6 +326,12 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'mlservice.db').resolve()}"
+
+    @property
+    def effective_api_workers(self) -> int:
+        if self.api_workers == "auto":
+            return os.cpu_count() or 1
+        return self.api_workers
 
     @property
     def effective_artifacts_root(self) -> Path:

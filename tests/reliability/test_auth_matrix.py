@@ -13,17 +13,23 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
+import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import routing
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 from starlette.routing import Mount
 from starlette.websockets import WebSocketDisconnect
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
 
 from mlservice.alerts.models import Alert
 from mlservice.app import create_app
@@ -32,6 +38,12 @@ from mlservice.auth.passwords import hash_password
 from mlservice.auth.service import ensure_first_admin, issue_token
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, _empty_tables, make_settings
 from tests.helpers import FINAL, SMALL_PARAMS, adult_sample, csv_bytes, records, wait_job
+from tests.live_server import live_server
+
+# MLSERVICE_TEST_API_WORKERS=2: the matrix against a real `mlservice serve --workers 2` on the
+# same database (every cell over HTTP, each connection answered by whichever process accepts it).
+API_WORKERS = int(os.environ.get("MLSERVICE_TEST_API_WORKERS", "1"))
+CLIENT_IP = "127.0.0.1" if API_WORKERS > 1 else "testclient"  # what the server records as the caller's
 
 ANON, USER, OTHER, ADMIN, SYSADMIN, SYSTEM, REVOKED, EXPIRED, INACTIVE = PRINCIPALS = (
     "anonymous", "user", "other", "admin", "system_admin", "system_token", "revoked", "expired", "deactivated",
@@ -241,7 +253,11 @@ def world(_migrated, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World
     )
     with database.session(write=True) as session:
         ensure_first_admin(session, settings)
-    with TestClient(create_app(settings, database)) as client:
+    if API_WORKERS > 1:
+        opened = _live_client(tmp_path_factory.mktemp("auth-matrix-live"), settings, database)
+    else:
+        opened = TestClient(create_app(settings, database))
+    with opened as client:
         world = World(client, database, {}, {})
         try:
             _populate(world)
@@ -249,6 +265,42 @@ def world(_migrated, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World
         finally:
             _cancel_unfinished(world)
     _empty_tables(database)
+
+
+class LiveClient(httpx.Client):
+    """The matrix's client for a real server: what it uses of TestClient, over the network."""
+
+    def __init__(self, url: str, app: Any) -> None:
+        super().__init__(base_url=url, timeout=120)
+        self.app = app  # the same app, never started: for the route table only
+
+    @contextmanager
+    def websocket_connect(self, url: str, headers: dict[str, str]) -> Iterator[LiveSocket]:
+        with connect(f"{str(self.base_url).replace('http', 'ws', 1)}{url}", additional_headers=headers,
+                     open_timeout=30) as websocket:
+            yield LiveSocket(websocket)
+
+
+@dataclass
+class LiveSocket:
+    websocket: ClientConnection
+
+    def receive_json(self) -> Any:
+        try:
+            return json.loads(self.websocket.recv(timeout=30))
+        except ConnectionClosed as closed:
+            frame = closed.rcvd
+            raise WebSocketDisconnect(frame.code if frame else 1006, frame.reason if frame else "") from None
+
+
+@contextmanager
+def _live_client(home: Any, settings: Any, database: Any) -> Iterator[LiveClient]:
+    with live_server(
+        home, ML_API_WORKERS=str(API_WORKERS), ML_DATABASE_URL=settings.effective_database_url,
+        ML_ADMIN_API_TOKEN=SYSTEM_TOKEN, ML_ADMIN_USERNAME=ADMIN_USERNAME, ML_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        ML_MAX_WORKERS_LIMIT="1", ML_AUTO_RETRAIN="false", ML_RETRAINING_ACCURACY_DROP_THRESHOLD="1.0",
+    ) as server, LiveClient(server.url, create_app(settings, database)) as client:
+        yield client
 
 
 def _populate(world: World) -> None:
@@ -307,7 +359,8 @@ def _populate(world: World) -> None:
     world.objects = {
         "dataset_id": dataset_id, "model_key": MODEL_KEY, "version": "1.0.0", "job_id": predict_job,
         "report_id": drift_job["result"]["report_id"], "alert_id": alerts[0]["id"], "token_id": token["id"],
-        "event_id": events[0]["id"], "user_id": user.id, "ip": "testclient",
+        "event_id": events[0]["id"], "user_id": user.id,
+        "ip": CLIENT_IP,
     }
 
 
@@ -595,7 +648,7 @@ LISTS = [  # path, the object of "user" it would show, whether "user" sees it th
     ("/jobs", "job_id", True),
     ("/auth/tokens", "token_id", True),
     ("/events", "event_id", True),
-    ("/events/by-ip/testclient", "event_id", True),
+    (f"/events/by-ip/{CLIENT_IP}", "event_id", True),
     ("/events/suspicious", "event_id", False),
 ]
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+import pytest
 from sqlalchemy import create_engine, text
 
 from mlservice.artifacts import ArtifactStore
@@ -202,8 +203,10 @@ def check_consistency(database_url: str, artifacts_root: Path) -> dict[str, int]
         engine.dispose()
 
 
-def test_serve_killed_mid_training_upload_and_predictions_restarts_clean(tmp_path: Path) -> None:
-    settings = {"ML_MIN_WORKERS": "2", "ML_MAX_WORKERS_LIMIT": "2", "ML_RATE_LIMIT_EXPENSIVE": "off"}
+@pytest.mark.parametrize("api_workers", ["1", "2"])  # `serve --workers N`: one leader runs the jobs
+def test_serve_killed_mid_training_upload_and_predictions_restarts_clean(tmp_path: Path, api_workers: str) -> None:
+    settings = {"ML_MIN_WORKERS": "2", "ML_MAX_WORKERS_LIMIT": "2", "ML_RATE_LIMIT_EXPENSIVE": "off",
+                "ML_API_WORKERS": api_workers}
     with live_server(tmp_path, **settings) as server:
         base = server.url
         headers = {"Authorization": f"Bearer {server.admin_token()}"}

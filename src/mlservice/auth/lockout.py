@@ -1,19 +1,21 @@
 """Login lockout: failed logins counted per username and per IP; at the limit the username (or
 IP) is locked for ``ML_LOGIN_LOCKOUT_S`` and further attempts get 429 + Retry-After. Counters
-share the rate limits' storage (memory, or Redis for every replica)."""
+share the rate limits' storage (memory, or Redis for every replica, or the file the API
+processes of ``serve --workers N`` share)."""
 
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from limits.storage import storage_from_string
 
 from mlservice import events
-from mlservice.auth.ratelimit import KEY_PREFIX, storage_uri
+from mlservice.auth.ratelimit import KEY_PREFIX, shared_counters, storage_uri
 from mlservice.errors import AppError, TooManyRequests
 from mlservice.events.recording import current_request
 from mlservice.settings import Settings
@@ -28,9 +30,10 @@ class LoginFailure:
 class LoginGuard:
     """One per app: the lockout counters."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, shared_dir: Path | None = None) -> None:
         self.settings = settings
-        self.storage = storage_from_string(storage_uri(settings.rate_limit_storage, asynchronous=False))
+        self.storage = shared_counters(settings.rate_limit_storage, shared_dir) or storage_from_string(
+            storage_uri(settings.rate_limit_storage, asynchronous=False))
 
     @staticmethod
     def _subjects(username: str, ip: str | None) -> list[tuple[str, str, str]]:

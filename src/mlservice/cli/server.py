@@ -7,13 +7,14 @@ import argparse
 import getpass
 import json
 import logging
+import os
 import secrets
 import sys
 from pathlib import Path
 from typing import Any
 
 from mlservice import __version__
-from mlservice.settings import Settings, SettingsError, load_settings
+from mlservice.settings import Settings, SettingsError, load_settings, parse_api_workers
 
 log = logging.getLogger("mlservice")
 
@@ -49,18 +50,38 @@ def bootstrap(settings: Settings):  # type: ignore[no-untyped-def]
     return database
 
 
+def api_workers(settings: Settings, flag: str | None) -> int:
+    """How many API processes to run: ``--workers``, else ``ML_API_WORKERS``. ValueError for a
+    bad flag (the setting was checked when the settings loaded)."""
+    if flag is not None:
+        try:
+            settings = settings.model_copy(update={"api_workers": parse_api_workers(flag)})
+        except ValueError as exc:
+            raise ValueError(f"--workers {flag!r}: {exc}") from None
+    return settings.effective_api_workers
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from mlservice.app import create_app
+    from mlservice.runtime import election
 
     host = args.host or settings.service_host
     port = args.port or settings.service_port
+    try:
+        workers = api_workers(settings, args.workers)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if workers > 1 and not election.supported():
+        print("warning: several API processes need file locks (fcntl: Linux, macOS); serving with one",
+              file=sys.stderr)
+        workers = 1
     if settings.queue == "celery" and (error := _broker_error(settings)):
         print(error, file=sys.stderr)
         return 2
-    database = bootstrap(settings)
-    app = create_app(settings, database, background=True)
+    database = bootstrap(settings)  # once, before any API process starts
     ssl: dict[str, str] = {}
     if settings.use_https:
         from mlservice.observability.tls import check_pair
@@ -71,9 +92,21 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         ssl = {"ssl_certfile": str(settings.ssl_cert_file), "ssl_keyfile": str(settings.ssl_key_file)}
     scheme = "https" if ssl else "http"
-    print(f"ML Service {__version__} on {scheme}://{host}:{port}  (database: {database.backend})", file=sys.stderr)
+    processes = f", {workers} API processes" if workers > 1 else ""
+    print(f"ML Service {__version__} on {scheme}://{host}:{port}  (database: {database.backend}{processes})",
+          file=sys.stderr)
+    if workers > 1:
+        database.dispose()
+        # uvicorn's supervisor binds the port, starts the processes (each builds its app with
+        # api_process) and replaces any that dies. They read the settings again: tell them N.
+        os.environ["ML_API_WORKERS"] = str(workers)
+        target: Any = "mlservice.cli.server:api_process"
+    else:
+        target = create_app(settings, database, background=True)
     uvicorn.run(
-        app,
+        target,
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
@@ -85,6 +118,34 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         **ssl,
     )
     return 0
+
+
+def api_process() -> Any:
+    """The app of one API process of ``serve --workers N`` (a fresh interpreter: uvicorn's
+    supervisor spawns it)."""
+    from mlservice.app import create_app
+    from mlservice.observability.logs import configure_logging
+
+    _exit_with_supervisor(os.getppid())
+    settings = load_settings()
+    configure_logging(settings)
+    if settings.log_level != "DEBUG":  # as `access_log` above: configure_logging re-enabled it
+        logging.getLogger("uvicorn.access").propagate = False
+    return create_app(settings, _database(settings), background=True)
+
+
+def _exit_with_supervisor(supervisor: int) -> None:
+    """An API process whose supervisor was killed (``kill -9``: it could not stop them) ends
+    too, within a second: orphans would keep the port, and a restarted `serve` could not bind it."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == supervisor:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
 
 
 def _broker_error(settings: Settings) -> str | None:
@@ -249,6 +310,9 @@ def add_commands(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the API and the dashboard")
     serve.add_argument("--host", help="default: ML_SERVICE_HOST")
     serve.add_argument("--port", type=int, help="default: ML_SERVICE_PORT")
+    serve.add_argument("--workers", metavar="N",
+                       help="API processes sharing the port: a number, or 'auto' for one per core "
+                            "(default: ML_API_WORKERS, 1)")
     serve.set_defaults(handler=cmd_serve)
 
     worker = commands.add_parser("worker", help="run jobs from Celery (distributed mode, ML_QUEUE=celery)")

@@ -9,6 +9,9 @@ Every process that changes something publishes through the publisher installed i
   nothing but its own half-written frame).
 - ``RedisPublisher`` — distributed mode, in every process (API replicas, Celery workers):
   ``PUBLISH`` to one Redis channel that every API replica subscribes to.
+- ``PeerFanout`` — several API processes on one machine without Redis (``serve --workers N``):
+  what one process publishes, or receives from its own pool workers, is also written to every
+  other API process's hub socket in the shared run directory.
 
 Messages are published *after the commit* of the change they describe
 (``publish_after_commit``): a client that reacts by calling the REST API sees the new state,
@@ -20,11 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import queue
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
@@ -141,7 +147,9 @@ class SocketForwarder:
         self._lock = threading.Lock()
 
     def publish(self, message: Message) -> None:
-        frame = encode_frame(message)
+        self.send_frame(encode_frame(message))
+
+    def send_frame(self, frame: bytes) -> None:
         with self._lock:
             for _attempt in range(2):  # one reconnect, e.g. after the hub restarted its listener
                 try:
@@ -167,6 +175,91 @@ class SocketForwarder:
     def close(self) -> None:
         with self._lock:
             self._drop_socket()
+
+
+PEER_SOCKET = "hub-{pid}.sock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class PeerFanout:
+    """Forwards messages to the other API processes' hubs from one thread, so no publisher (a
+    request thread, the event loop) ever waits on a peer. A full backlog (a stuck peer) drops
+    messages rather than memory; clients resync from the database as after any lost update."""
+
+    BACKLOG = 10_000
+    REFRESH_S = 0.2  # how soon a newly started process (a replaced worker) gets messages
+
+    def __init__(self, directory: Path, own_endpoint: str) -> None:
+        self.directory = directory
+        self.own_endpoint = own_endpoint
+        self._frames: queue.Queue[bytes | None] = queue.Queue(maxsize=self.BACKLOG)
+        self._peers: dict[str, SocketForwarder] = {}
+        self._thread = threading.Thread(target=self._run, name="live-peers", daemon=True)
+        self._thread.start()
+
+    def forward(self, message: Message) -> None:
+        try:
+            self._frames.put_nowait(encode_frame(message))
+        except queue.Full:
+            _warn("live update dropped: the other API processes are not reading")
+
+    def _run(self) -> None:
+        refreshed = 0.0
+        while (frame := self._frames.get()) is not None:
+            if time.monotonic() - refreshed > self.REFRESH_S:
+                self._refresh()
+                refreshed = time.monotonic()
+            for forwarder in self._peers.values():
+                forwarder.send_frame(frame)
+        for forwarder in self._peers.values():
+            forwarder.close()
+
+    def _refresh(self) -> None:
+        found = set()
+        for path in self.directory.glob(PEER_SOCKET.format(pid="*")):
+            pid = path.stem.removeprefix("hub-")
+            if str(path) == self.own_endpoint or not pid.isdigit():
+                continue
+            if not _alive(int(pid)):  # killed: nobody removed its socket file
+                path.unlink(missing_ok=True)
+                continue
+            found.add(str(path))
+        for gone in set(self._peers) - found:
+            self._peers.pop(gone).close()
+        for new in found - set(self._peers):
+            self._peers[new] = SocketForwarder(new)
+
+    def close(self) -> None:
+        try:
+            self._frames.put(None, timeout=1)
+        except queue.Full:
+            return  # a daemon thread: it ends with the process
+        self._thread.join(timeout=2)
+
+
+class FanoutPublisher:
+    """This process's hub first, then the other API processes' (``PeerFanout``)."""
+
+    def __init__(self, local: Publisher, fanout: PeerFanout) -> None:
+        self.local = local
+        self.fanout = fanout
+
+    def publish(self, message: Message) -> None:
+        self.local.publish(message)
+        self.fanout.forward(message)
+
+    def close(self) -> None:
+        self.local.close()
+        self.fanout.close()
 
 
 class RedisPublisher:

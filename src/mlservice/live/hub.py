@@ -1,6 +1,7 @@
 """The WebSocket hub of one API process: authenticated connections, per-client bounded queues,
 fan-out of published messages, heartbeats, periodic token re-validation, and the inbound side
-of the pub/sub adapters (the Unix socket local workers forward to; the Redis subscription)."""
+of the pub/sub adapters (the Unix socket local workers forward to; the Redis subscription; with
+``serve --workers N`` and no Redis, the socket the other API processes forward to)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
@@ -111,9 +114,10 @@ def parse_topics(values: Any) -> tuple[set[str], list[str]]:
 
 
 class Hub:
-    def __init__(self, settings: Settings, database: Database) -> None:
+    def __init__(self, settings: Settings, database: Database, peers_dir: Path | None = None) -> None:
         self.settings = settings
         self.database = database
+        self.peers_dir = peers_dir  # where the API processes of `serve --workers N` meet
         self.clients: set[Client] = set()
         self.mode = settings.effective_pubsub
         self._tasks: list[asyncio.Task] = []
@@ -122,6 +126,9 @@ class Hub:
         self._socket_dir: str | None = None
         self.worker_endpoint: str | None = None
         self._subscribed: asyncio.Event | None = None  # created in start(), on the loop
+        self._peer_server: asyncio.AbstractServer | None = None
+        self._peer_endpoint: str | None = None
+        self._fanout: bus.PeerFanout | None = None
 
     # Life cycle ---------------------------------------------------------------------------
 
@@ -139,12 +146,25 @@ class Hub:
         else:
             self._socket_dir = tempfile.mkdtemp(prefix="mls-live-")
             self.worker_endpoint = os.path.join(self._socket_dir, "hub.sock")
-            self._server = await asyncio.start_unix_server(self._read_worker, path=self.worker_endpoint)
+            self._server = await asyncio.start_unix_server(
+                lambda r, w: self._read_frames(r, w, self._from_workers), path=self.worker_endpoint)
             self._publisher = bus.LocalPublisher(loop, self.deliver)
+            if self.peers_dir is not None:
+                await self._join_peers()
             if queue is not None and hasattr(queue, "live_endpoint"):
                 queue.live_endpoint = self.worker_endpoint  # handed to the pool initializer
         bus.install(self._publisher)
         self._tasks.append(asyncio.create_task(self._revalidate_loop(), name="live-revalidate"))
+
+    async def _join_peers(self) -> None:
+        assert self.peers_dir is not None and self._publisher is not None
+        self._peer_endpoint = str(self.peers_dir / bus.PEER_SOCKET.format(pid=os.getpid()))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._peer_endpoint)  # a dead process's, whose pid this one got
+        self._peer_server = await asyncio.start_unix_server(
+            lambda r, w: self._read_frames(r, w, self.deliver), path=self._peer_endpoint)
+        self._fanout = bus.PeerFanout(self.peers_dir, self._peer_endpoint)
+        self._publisher = bus.FanoutPublisher(self._publisher, self._fanout)
 
     async def stop(self) -> None:
         if self._publisher is not None:
@@ -164,6 +184,12 @@ class Hub:
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
+        if self._peer_server is not None:
+            self._peer_server.close()
+            self._peer_server = None
+            with contextlib.suppress(OSError):
+                os.unlink(self._peer_endpoint)  # type: ignore[arg-type]
+            self._fanout = None  # closed with the publisher, below
         if self._publisher is not None:
             with contextlib.suppress(Exception):
                 self._publisher.close()
@@ -339,7 +365,14 @@ class Hub:
 
     # Inbound: local workers and Redis -----------------------------------------------------------
 
-    async def _read_worker(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _from_workers(self, message: Message) -> None:
+        """A message from this process's pool workers: to this hub, and to the other processes'."""
+        self.deliver(message)
+        if self._fanout is not None:
+            self._fanout.forward(message)
+
+    async def _read_frames(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                           handle: Callable[[Message], None]) -> None:
         try:
             while True:
                 header = await reader.readexactly(bus.FRAME_HEADER.size)
@@ -347,7 +380,7 @@ class Hub:
                 if size > bus.MAX_FRAME:
                     log.warning("live updates: oversized frame from a worker; closing its connection")
                     return
-                self.deliver(orjson.loads(await reader.readexactly(size)))
+                handle(orjson.loads(await reader.readexactly(size)))
         except (asyncio.IncompleteReadError, ConnectionError, orjson.JSONDecodeError):
             pass
         finally:

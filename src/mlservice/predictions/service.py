@@ -33,7 +33,9 @@ from mlservice.principal import Principal
 from mlservice.registry import service as registry
 from mlservice.registry.models import ModelVersion
 
-ACTIVE_VERSION_TTL_S = 2.0
+# A promotion or rollback is served by every API process and replica within this (the one that
+# made it forgets at once). One indexed read per model key and process per period: negligible.
+ACTIVE_VERSION_TTL_S = 0.5
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
