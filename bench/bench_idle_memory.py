@@ -28,25 +28,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from harness import ADMIN_PASSWORD, running_server, wait_job
+from harness import ADMIN_PASSWORD, ADULT_COLUMNS, running_server, wait_job
 
-ADULT_COLUMNS = [
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education_num",
-    "marital_status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital_gain",
-    "capital_loss",
-    "hours_per_week",
-    "native_country",
-    "income",
-]
 
 
 def process_tree(pid: int) -> list[int]:

@@ -36,13 +36,9 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
+from harness import ADULT_COLUMNS as COLUMNS
 from harness import ADMIN_PASSWORD, REPO_ROOT, free_port, load, median, running_server, wait_job
 
-COLUMNS = [
-    "age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
-    "relationship", "race", "sex", "capital_gain", "capital_loss", "hours_per_week",
-    "native_country", "income",
-]
 MLFLOW_VENV = REPO_ROOT / "bench" / ".venv-mlflow"
 MLFLOW_VERSION = "3.17.2"
 

@@ -22,6 +22,13 @@ from pathlib import Path
 
 import httpx
 
+# The Adult census files (datasets/adult/adult.data, adult.test) have no header: their columns.
+ADULT_COLUMNS = [
+    "age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
+    "relationship", "race", "sex", "capital_gain", "capital_loss", "hours_per_week",
+    "native_country", "income",
+]
+
 ADMIN_PASSWORD = "bench-admin-password"
 
 

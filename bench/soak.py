@@ -44,6 +44,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import ADULT_COLUMNS as COLUMNS
 from harness import REPO_ROOT, LoadResult, _Connection, free_port
 
 ADMIN_PASSWORD = "soak-admin-password"
@@ -62,23 +63,6 @@ DB_ERROR = re.compile(
 )
 # Server log lines that are a failure under load.
 LOG_PROBLEM = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback|database is locked")
-COLUMNS = [
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education_num",
-    "marital_status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital_gain",
-    "capital_loss",
-    "hours_per_week",
-    "native_country",
-    "income",
-]
 NUMERIC = {"age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"}
 SERVER_SETTINGS = {
     "ML_HIDDEN_LAYER_SIZES": "(16,)",
