@@ -65,14 +65,20 @@ def raise_alert_now(database: Database, **kwargs: Any) -> int:
         return raise_alert(session, **kwargs).id
 
 
+# One attack, one alert: the lockout that repeated failed logins cause is the same brute force,
+# so it refreshes the failures' alert (one more occurrence, its message) instead of adding one.
+SAME_ATTACK = {"login.failed": "login", "login.locked": "login"}
+
+
 def raise_security_alert(database: Database, event: dict[str, Any]) -> None:
     """A listener for ``EventLog.subscribe`` (wired in app.py): a suspicious event raises (or
-    refreshes) an admin-only security alert per event type and user (or IP)."""
+    refreshes) an admin-only security alert per kind of attack and user (or IP)."""
     if not event.get("suspicious"):
         return
     who = event.get("username") or event.get("user_id") or event.get("client_ip")
+    attack = SAME_ATTACK.get(event["type"], event["type"])
     raise_alert_now(
-        database, kind="security", severity="warning", dedup_key=f"security:{event['type']}:{who}",
+        database, kind="security", severity="warning", dedup_key=f"security:{attack}:{who}",
         message=f"{event['type']} from {event.get('client_ip') or 'unknown IP'}: {'; '.join(event['reasons'])}",
         link={"type": "event", "id": event["id"]}, admin_only=True,
         details={"event_id": event["id"], "client_ip": event.get("client_ip"), "user_id": event.get("user_id")},
