@@ -89,8 +89,12 @@ def test_client_flow_and_metrics(server: LiveServer, data_csv: Path) -> None:
             ml.train("adult_client", data_csv, target="no_such_column", timeout=300)
         assert invalid.value.code == "unknown_target" and "no_such_column" in invalid.value.message
         one_class = pd.read_csv(data_csv).assign(income="<=50K")
-        with pytest.raises(JobFailed) as failed:
+        with pytest.raises(ApiError) as refused:  # found before a job exists
             ml.train("adult_client", one_class, target="income", timeout=300)
+        assert refused.value.code == "single_class"
+        too_few = pd.read_csv(data_csv).groupby("income").head(5)  # found by the job
+        with pytest.raises(JobFailed) as failed:
+            ml.train("adult_client", too_few, target="income", timeout=300)
         assert failed.value.job["status"] == "failed" and failed.value.job["error"]
         # The worker raises the alert just after it marks the job failed.
         deadline = time.monotonic() + 10
