@@ -225,12 +225,14 @@ def test_serve_killed_mid_training_upload_and_predictions_restarts_clean(tmp_pat
         training = submit(base, headers, "/train", {"model_key": "long", "target": "income",
                                                     "dataset_id": train_set["id"], "params": ENDLESS})
         wait_for(lambda: training_underway(base, headers, training), "the training to be fitting")
+        # The upload and the predictions first: the batch (parallel chunks, a second or two) and
+        # the job queued behind it must still be where they are when the power goes.
+        assert slow.half_sent.wait(60) and len(predictions.acknowledged) > 0
         batch = submit(base, headers, "/predict", {"model_key": "crash", "dataset_id": big_set["id"]})
         queued = submit(base, headers, "/train", {"model_key": "requeued", "target": "income",
                                                   "dataset_id": train_set["id"], "params": SMALL})
         wait_for(lambda: (j := job(base, headers, batch))["status"] == "running" and j["stage"] in ("predict", "save"),
                  "the batch prediction to be predicting")
-        assert slow.half_sent.wait(60) and len(predictions.acknowledged) > 0
         server.kill()  # ----- the power cut
         slow.killed.set()
         predictions.stop.set()
