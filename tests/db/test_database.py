@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 
 from mlservice.auth.models import User
 from mlservice.db import Database
@@ -69,3 +69,16 @@ def test_failed_unit_of_work_changes_nothing(database: Database) -> None:
         pass
     with database.session() as session:
         assert session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_prepared_read_after_dispose_opens_a_new_connection(sqlite_database: Database) -> None:
+    """On SQLite the prepared read keeps a connection per thread; disposing the database closes
+    them, and the next read opens another."""
+    statement = select(User.id).where(User.username == bindparam("name"))
+    prepared = sqlite_database.prepared(statement)
+    with sqlite_database.session(write=True) as session:
+        session.add(User(username="kept", password_hash="x", tier="user"))
+    assert prepared.first(name="kept") is not None
+    sqlite_database.dispose()
+    assert prepared.first(name="kept") is not None
+    assert prepared.first(name="nobody") is None

@@ -22,7 +22,7 @@ def adult_xy(adult_small):
 
 
 def _small(**kw) -> AdaptiveMLPClassifier:
-    p = dict(hidden_layer_sizes=(32, 16), max_iter=8, random_state=0, device="cpu")
+    p = {"hidden_layer_sizes": (32, 16), "max_iter": 8, "random_state": 0, "device": "cpu"}
     p.update(kw)
     return AdaptiveMLPClassifier(**p)
 
@@ -145,3 +145,19 @@ def test_torch_backend_cuda(adult_xy):
     assert (m.backend_, m.device_) == ("torch", "cuda")
     assert (m.predict(X) == y).mean() > 0.7
     assert isinstance(m.coefs_[0], np.ndarray)  # served without torch
+
+
+def test_predict_proba_gives_the_same_for_a_ready_matrix_and_anything_else(adult_xy):
+    X, y = adult_xy
+    m = _small().fit(X, y)
+    ready = np.ascontiguousarray(X[:5], dtype=np.float32)  # what the feature pipeline hands over
+    assert m._valid_as_is(ready)
+    np.testing.assert_array_equal(m.predict_proba(ready), m.predict_proba(ready.astype(np.float64)))
+    np.testing.assert_array_equal(m.predict_proba(ready), m.predict_proba(ready.tolist()))
+    bad = ready.copy()
+    bad[0, 0] = np.inf
+    assert not m._valid_as_is(bad)
+    with pytest.raises(ValueError, match="infinity"):  # sklearn's check still answers
+        m.predict_proba(bad)
+    with pytest.raises(ValueError):
+        m.predict_proba(ready[:, :-1])

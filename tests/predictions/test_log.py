@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import UTC, date, datetime, timedelta
 
@@ -99,3 +100,51 @@ def test_retention_removes_old_days(tmp_path) -> None:
     plog.write_batch(store, "m", table(4, at=datetime(2026, 6, 29, tzinfo=UTC)), "recent")
     assert plog.delete_older_than(store, 90, today=today) == 1
     assert len(plog.read_log(store, "m")) == 4
+
+
+def test_async_appends_of_one_loop_turn_are_one_group_on_the_loop(tmp_path) -> None:
+    """Sync predictions are written on their event loop: the rows of every request that reaches
+    the log in one turn are one write, flushed before any of them is answered; a request whose
+    rows cannot be written fails alone."""
+    store = ArtifactStore(tmp_path)
+    writer = plog.SyncLogWriter(store)
+    groups: list[int] = []
+    write_group = writer._write_group
+
+    def counting(group, **kwargs):  # type: ignore[no-untyped-def]
+        groups.append(len(group))
+        write_group(group, **kwargs)
+
+    writer._write_group = counting  # type: ignore[method-assign]
+
+    async def requests() -> list[BaseException | None]:
+        async def one(i: int) -> None:
+            confidences = [0.5, 0.6] if i == 3 else [0.5]  # request 3: two confidences, one row
+            await writer.append_async("m", sync_rows([{"age": i, "city": f"c{i}"}], confidences))
+            assert len(plog.read_log(store, "m")) >= 1  # in the file when answered
+
+        return await asyncio.gather(*(one(i) for i in range(10)), return_exceptions=True)
+
+    outcomes = asyncio.run(requests())
+    assert groups == [10]
+    assert [o is None for o in outcomes] == [i != 3 for i in range(10)]
+    assert sorted(plog.read_log(store, "m")["city"]) == sorted(f"c{i}" for i in range(10) if i != 3)
+    writer.close()
+    files = list((tmp_path / "prediction_log" / "m").rglob("*"))
+    assert [f.suffix for f in files if f.is_file()] == [".parquet"]
+
+
+def test_a_full_segment_is_compacted_off_the_loop(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(plog, "SEGMENT_ROWS", 3)
+    store = ArtifactStore(tmp_path)
+    writer = plog.SyncLogWriter(store)
+
+    async def requests() -> None:
+        for i in range(7):
+            await writer.append_async("m", sync_rows([{"age": i, "city": "x"}], [0.5]))
+
+    asyncio.run(requests())
+    writer.close()
+    files = sorted(f.suffix for f in (tmp_path / "prediction_log" / "m").rglob("*") if f.is_file())
+    assert files == [".parquet"] * 3
+    assert sorted(plog.read_log(store, "m")["age"]) == list(range(7))

@@ -148,13 +148,15 @@ class RateLimits:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        origin = request_origin(request)
         secret = _presented_secret(request)
-        key = f"token:{fingerprint(secret)}" if secret else f"ip:{origin.client_ip}"
+        # The origin only when it is needed (no token, or a rejection): this runs on every
+        # sync prediction, and the events middleware works it out again anyway.
+        key = f"token:{fingerprint(secret)}" if secret else f"ip:{request_origin(request).client_ip}"
         retry_after = await self.limiter.hit(category, key)
         if retry_after is None:
             await self.app(scope, receive, send)
             return
+        origin = request_origin(request)
         log = self.log
         if log.enabled and log.first_flag("rate_limited", key, retry_after):
             log.submit([_rejection_event(

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from mlservice.predictions.log import SyncLogWriter
 from mlservice.predictions.service import VersionResolver
 
 
@@ -14,9 +13,4 @@ async def get_version_resolver(request: Request) -> VersionResolver:
     return request.app.state.version_resolver
 
 
-async def get_prediction_log(request: Request) -> SyncLogWriter:
-    return request.app.state.prediction_log
-
-
 VersionResolverDep = Annotated[VersionResolver, Depends(get_version_resolver)]
-PredictionLogDep = Annotated[SyncLogWriter, Depends(get_prediction_log)]

@@ -78,6 +78,8 @@ class VersionResolver:
             return hit[1]
         with self.database.session() as session:
             served = served_version(registry.get_version(session, model_key, version))
+        if hit is not None and hit[1] == served:
+            served = hit[1]  # the same object, with the log schema it has already built
         with self._lock:
             self._cache[key] = (now, served)
         return served
