@@ -42,7 +42,7 @@ dist: $(BIN)/python dashboard
 	$(BIN)/python -m build --outdir dist .
 
 test: install-dev dashboard
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 	$(MAKE) --no-print-directory test-frontend
 	$(MAKE) --no-print-directory test-image
 
