@@ -45,7 +45,7 @@ class ArtifactStore:
             with open(temporary, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(temporary, target)
-            _fsync_directory(target.parent)
+            fsync_directory(target.parent)
         finally:
             temporary.unlink(missing_ok=True)
 
@@ -79,7 +79,7 @@ def remove_stale(paths: Iterable[Path], older_than_s: float) -> int:
     return removed
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

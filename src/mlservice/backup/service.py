@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from mlservice import __version__
-from mlservice.artifacts import ArtifactStore, _fsync_directory
+from mlservice.artifacts import ArtifactStore, fsync_directory
 from mlservice.backup import database as snapshots
 from mlservice.backup.manifest import (
     ARTIFACTS_DIR,
@@ -40,7 +40,7 @@ from mlservice.backup.manifest import (
 from mlservice.backup.references import Reference
 from mlservice.db import Database
 from mlservice.db.migrate import MIGRATIONS_DIR, upgrade
-from mlservice.predictions.log import LOG_DIR, _read_stream
+from mlservice.predictions.log import LOG_DIR, read_stream
 from mlservice.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def _copy_prediction_log(store: ArtifactStore, work: Path) -> list[FileEntry]:
         open_streams = {p.stem for p in names if p.suffix == ".arrows"} - closed
         for stem in sorted(closed | open_streams):
             relative = f"{store.relative(day_dir)}/{stem}.parquet"
-            table = _read_stream(day_dir / f"{stem}.arrows") if stem in open_streams else None
+            table = read_stream(day_dir / f"{stem}.arrows") if stem in open_streams else None
             if table is not None:
                 target = work / ARTIFACTS_DIR / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -178,11 +178,11 @@ def create_backup(settings: Settings, path: Path) -> BackupSummary:
             missing_references=[{"path": r.path, "what": r.what} for r in missing],
         )
         (work / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
-        _fsync_directory(work)
+        fsync_directory(work)
         if target.exists():
             target.rmdir()  # empty, checked above; rename needs the name free
         os.rename(work, target)
-        _fsync_directory(target.parent)
+        fsync_directory(target.parent)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -329,7 +329,7 @@ def restore_backup(settings: Settings, path: Path) -> Manifest:
         artifacts_work, artifacts_placed = None, True
         if database_work is not None:
             os.rename(database_work, snapshots.sqlite_path(url))
-            _fsync_directory(database_work.parent)
+            fsync_directory(database_work.parent)
             database_work = None
     except BaseException:
         if artifacts_work is not None:

@@ -182,7 +182,7 @@ def write_batch(store: ArtifactStore, model_key: str, table: pa.Table, name: str
     return relative
 
 
-def _read_stream(path: Path) -> pa.Table | None:
+def read_stream(path: Path) -> pa.Table | None:
     """An Arrow stream segment, up to its last complete batch (it may still be written)."""
     batches = []
     try:
@@ -233,7 +233,7 @@ def log_tables(
                 stems[path.stem] = path
         for path in stems.values():
             if path.suffix == ".arrows":
-                table = _read_stream(path)
+                table = read_stream(path)
                 compacted = path.with_suffix(".parquet")
                 if table is None and compacted.exists():
                     path, table = compacted, None
@@ -557,7 +557,7 @@ class SyncLogWriter:
             with self._lock:  # a write into it may be under way on a loop
                 segment.writer.close()
                 segment.sink.close()
-            table = _read_stream(segment.path)
+            table = read_stream(segment.path)
             if table is not None:
                 relative = self.store.relative(segment.path.with_suffix(".parquet"))
                 self.store.write_with(relative, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
