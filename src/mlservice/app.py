@@ -245,6 +245,8 @@ def create_app(
             queue.shutdown()
             await app.state.live_hub.stop()
             app.state.prediction_log.close()
+            # Last, once this process writes no more: the data into mlservice.db itself (SQLite).
+            database.checkpoint()
 
     app = FastAPI(
         lifespan=lifespan,

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 WRITE_OPTION = "mlservice_write"
 LOCK_RETRIES = 5
+# How long a shutdown checkpoint waits for other connections (other API processes, workers):
+# long enough for a short write to finish, short enough not to hold up a stop or restart.
+CHECKPOINT_BUSY_MS = 1000
 
 
 def is_lock_error(error: BaseException) -> bool:
@@ -226,6 +229,39 @@ class Database:
         except Exception:
             log.exception("database ping failed")
             return False
+
+    def checkpoint(self) -> None:
+        """SQLite: copy the WAL into the database file and truncate the WAL, at a clean shutdown.
+        SQLite does this itself only when the last connection to the file closes, which a
+        process that exits without disposing every engine (``serve``, its job workers) never
+        does; until then recent data lives only in ``mlservice.db-wal``, and a copy of the main
+        file alone misses it. Another process still using the database (``serve --workers N``)
+        can keep the WAL from being truncated: that is harmless, so this waits briefly and
+        moves on. Never raises: a failed checkpoint loses nothing, the WAL is replayed on open."""
+        if not self.is_sqlite:
+            return
+        try:
+            connection = self.engine.raw_connection()
+        except Exception as exc:  # noqa: BLE001 - shutdown goes on whatever happens here
+            log.warning("could not checkpoint the SQLite WAL at shutdown: %s", exc)
+            return
+        try:
+            cursor = connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
+            busy, wal_pages, copied = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            cursor.close()
+            if busy:
+                log.info("the SQLite WAL was not fully checkpointed at shutdown (%s of %s pages "
+                         "copied): another process is using the database and will finish it",
+                         copied, wal_pages)
+        except Exception as exc:  # noqa: BLE001 - as above
+            log.warning("could not checkpoint the SQLite WAL at shutdown: %s", exc)
+        finally:
+            # Dropped, not returned to the pool: it carries the short busy timeout.
+            try:
+                connection.invalidate()
+            except Exception:
+                log.debug("could not close the checkpoint connection", exc_info=True)
 
     def dispose(self) -> None:
         for prepared in list(self._prepared.values()):

@@ -42,6 +42,7 @@ import pandas as pd
 from .errors import (
     BundleError,
     BundleIntegrityError,
+    BundleMissingError,
     IncompatibleBundleError,
     UntrustedBundleError,
 )
@@ -227,7 +228,7 @@ def _resolve_trusted(directory: str | os.PathLike[str], trusted_root: str | os.P
     try:
         path = Path(directory).resolve(strict=True)
     except FileNotFoundError:
-        raise BundleError(f"no bundle at {directory}", code="bundle_not_found") from None
+        raise BundleMissingError(f"no bundle at {directory}") from None
     if path == root or not path.is_relative_to(root):
         raise UntrustedBundleError(
             f"refusing to load a bundle from {path}: it is not inside the trusted root {root}"
@@ -245,7 +246,7 @@ def load_bundle(directory: str | os.PathLike[str], trusted_root: str | os.PathLi
     path = _resolve_trusted(directory, trusted_root)
     mpath = path / MANIFEST
     if not mpath.is_file():
-        raise BundleError(f"{path} has no {MANIFEST}", code="bundle_not_found")
+        raise BundleMissingError(f"{path} has no {MANIFEST}", file=MANIFEST)
     try:
         manifest = json.loads(mpath.read_bytes())
     except (ValueError, UnicodeDecodeError) as exc:
@@ -256,8 +257,10 @@ def load_bundle(directory: str | os.PathLike[str], trusted_root: str | os.PathLi
     blobs: dict[str, bytes] = {}
     for name, meta in manifest.get("files", {}).items():
         fp = (path / name).resolve()
-        if fp.parent != path or not fp.is_file():
-            raise BundleIntegrityError(f"bundle file {name!r} is missing from {path}")
+        if fp.parent != path:  # a manifest naming a file elsewhere was written by someone else
+            raise BundleIntegrityError(f"bundle file {name!r} lies outside {path}", file=name)
+        if not fp.is_file():
+            raise BundleMissingError(f"bundle file {name!r} is missing from {path}", file=name)
         data = fp.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         if digest != meta.get("sha256") or len(data) != meta.get("bytes"):

@@ -90,9 +90,21 @@ class UntrustedBundleError(BundleError):
 
 
 class BundleIntegrityError(BundleError):
-    """A bundle file is missing, extra-modified or its SHA-256 does not match."""
+    """A bundle file is modified or its SHA-256 does not match (or it is missing:
+    :class:`BundleMissingError`)."""
 
     code = "bundle_tampered"
+
+
+class BundleMissingError(BundleIntegrityError):
+    """The bundle directory, its manifest or a file it lists is not on disk.
+
+    Not tampering: usually a file deleted by hand or an artifact store restored
+    without it, which a backup or a retrain fixes. A subclass of
+    :class:`BundleIntegrityError` so callers that refuse an incomplete bundle
+    keep catching it; the web layer answers it apart (503 ``bundle_missing``)."""
+
+    code = "bundle_missing"
 
 
 class IncompatibleBundleError(BundleError):

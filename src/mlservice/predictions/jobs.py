@@ -38,7 +38,8 @@ def _model_for(context: WorkerContext, job: Job):  # type: ignore[no-untyped-def
         row = registry.get_version(session, job.model_key or "", job.model_version)
         served = served_version(row)
         inputs = load_inputs(session, context.artifacts, job)
-    return cache.get(served.bundle_path), served, inputs
+    model = cache.get(served.bundle_path, model_key=served.model_key, version=served.version)
+    return model, served, inputs
 
 
 def _chunk_rows(rows: int, workers: int) -> int:

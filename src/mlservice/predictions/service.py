@@ -118,7 +118,7 @@ async def predict_sync(
             code="batch_too_large",
         )
     served = resolver.resolve(model_key, version)
-    model = models.get(served.bundle_path)
+    model = models.get(served.bundle_path, model_key=served.model_key, version=served.version)
     try:
         if len(records) <= FAST_ROWS:
             prediction = model.predict_records(records)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections import OrderedDict
@@ -14,9 +15,11 @@ from sqlalchemy.orm import Session
 from mlservice import events, live
 from mlservice.artifacts import ArtifactStore
 from mlservice.db import utcnow
-from mlservice.errors import BadRequest, Conflict, NotFound
+from mlservice.errors import AppError, BadRequest, Conflict, NotFound
 from mlservice.principal import Principal
 from mlservice.registry.models import ModelChange, ModelVersion, RegisteredModel
+
+log = logging.getLogger(__name__)
 
 MODEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "log_loss", "n_samples")
@@ -214,6 +217,14 @@ def changes(session: Session, key: str) -> list[ModelChange]:
     ).all())
 
 
+class BundleMissing(AppError):
+    """A version's bundle is not on disk. 503, not 500: the service is fine and so is the data
+    that describes the version; an operator restores the file (or retrains) and it serves again."""
+
+    status_code = 503
+    code = "bundle_missing"
+
+
 class ModelCache:
     """Loaded bundles by path, least recently used evicted; bundles are immutable once saved."""
 
@@ -223,20 +234,42 @@ class ModelCache:
         self._models: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, bundle_path: str) -> Any:
+    def get(self, bundle_path: str, *, model_key: str | None = None,
+            version: str | None = None) -> Any:
+        """The loaded bundle. :class:`BundleMissing` if it is not on disk; naming ``model_key``
+        and ``version`` lets the message say which version it is."""
         from mlservice.ml import load_bundle
+        from mlservice.ml.errors import BundleMissingError
 
         with self._lock:
             model = self._models.get(bundle_path)
             if model is not None:
                 self._models.move_to_end(bundle_path)
                 return model
-        model = load_bundle(self.artifacts.path(bundle_path), trusted_root=self.artifacts.root)
+        try:
+            model = load_bundle(self.artifacts.path(bundle_path), trusted_root=self.artifacts.root)
+        except BundleMissingError as exc:
+            raise self._missing(bundle_path, model_key, version, exc) from None
         with self._lock:
             self._models[bundle_path] = model
             while len(self._models) > self.capacity:
                 self._models.popitem(last=False)
         return model
+
+    def _missing(self, bundle_path: str, model_key: str | None, version: str | None,
+                 exc: Exception) -> BundleMissing:
+        which = (f"version {version} of model {model_key!r}" if model_key and version
+                 else f"the model bundle {bundle_path!r}")
+        file = getattr(exc, "details", {}).get("file")
+        artifact = f"{bundle_path}/{file}" if file else bundle_path
+        # The operator reads the server log, the client the answer: both say what to do.
+        log.error("model bundle missing: %s (%s)", which, exc)
+        return BundleMissing(
+            f"the model file of {which} is missing from the artifact store ({artifact} under "
+            "ML_ARTIFACTS_ROOT); an administrator can restore it from a backup (taken with "
+            "`mlservice backup`, restored with `mlservice restore`) or retrain the model",
+            details={"model_key": model_key, "version": version, "artifact": artifact},
+        )
 
 
 async def get_model_cache(request: Request) -> ModelCache:
