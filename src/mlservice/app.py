@@ -38,7 +38,7 @@ from mlservice.errors import install_error_handlers
 from mlservice.events.middleware import RequestEvents
 from mlservice.events.router import router as events_router
 from mlservice.events.writer import EventLog
-from mlservice.health.gpu import GpuProbe
+from mlservice.health.gpu import PUBLISHED_NAME, GpuProbe
 from mlservice.health.router import router as health_router
 from mlservice.jobs.queue import JobQueue, LocalJobQueue
 from mlservice.jobs.router import router as jobs_router
@@ -262,7 +262,7 @@ def create_app(
     app.state.started_at = time.monotonic()
     app.state.artifacts = artifacts
     app.state.queue = queue
-    app.state.gpu_probe = GpuProbe()
+    app.state.gpu_probe = GpuProbe(shared_dir / PUBLISHED_NAME if shared_dir else None)
     app.state.model_cache = ModelCache(artifacts)
     app.state.version_resolver = VersionResolver(database)
     app.state.prediction_log = SyncLogWriter(artifacts)

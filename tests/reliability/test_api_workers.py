@@ -175,6 +175,26 @@ def test_a_bad_worker_count_is_a_clear_start_up_error(tmp_path: Path, flag: list
     assert not (tmp_path / "data").exists()  # refused before touching anything
 
 
+def test_the_gpu_is_probed_once_and_every_process_reports_it(server: LiveServer) -> None:
+    """The supervisor probes (a torch import in a child of its own) and publishes the answer;
+    the API processes never start a probe of their own (they used to, each at its start: the
+    first test on the server runs right after that start, while such a probe would still run)."""
+    probes = [pid for api in api_pids(server) for pid in children(api) if "gpu_info" in cmdline(pid)]
+    assert not probes, probes
+    clients = pinned_clients(server.url, {})
+    try:
+        def reported() -> bool:
+            return all(c.get("/health").json()["gpu"]["source"] != "probing" for c in clients)
+
+        wait_for(reported, "every process to report the GPU probe's answer")
+        answers = [c.get("/health").json()["gpu"] for c in clients]
+    finally:
+        for client in clients:
+            client.close()
+    assert all(answer == answers[0] for answer in answers), answers
+    assert answers[0]["available"] is not None, answers
+
+
 def test_requests_reach_every_process_and_one_leads(server: LiveServer, admin: dict[str, str]) -> None:
     seen = {answered_by(httpx.get(f"{server.url}/health", timeout=TIMEOUT)) for _ in range(60)}
     assert len(seen) == WORKERS, seen

@@ -96,7 +96,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     print(f"ML Service {__version__} on {scheme}://{host}:{port}  (database: {database.backend}{processes})",
           file=sys.stderr)
     if workers > 1:
+        from mlservice.health.gpu import PUBLISHED_NAME, publish_probe
+
         database.dispose()
+        publish_probe(election.run_dir(settings.data_dir) / PUBLISHED_NAME)
         # uvicorn's supervisor binds the port, starts the processes (each builds its app with
         # api_process) and replaces any that dies. They read the settings again: tell them N.
         os.environ["ML_API_WORKERS"] = str(workers)
