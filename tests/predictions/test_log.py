@@ -148,3 +148,38 @@ def test_a_full_segment_is_compacted_off_the_loop(tmp_path, monkeypatch) -> None
     files = sorted(f.suffix for f in (tmp_path / "prediction_log" / "m").rglob("*") if f.is_file())
     assert files == [".parquet"] * 3
     assert sorted(plog.read_log(store, "m")["age"]) == list(range(7))
+
+
+def test_a_batch_table_is_the_same_whatever_the_frame_columns_dtypes(tmp_path) -> None:
+    """build_table takes numpy numbers and Arrow-backed strings without a Python object per cell;
+    the table must be what the general path (object columns) gives, nulls and odd values included."""
+    rows = 6
+    frame = pd.DataFrame({
+        "n_int": pd.Series([1, 2, 3, 4, 5, 6], dtype="int64"),
+        "n_float": [1.5, np.nan, -2.0, 1e300, 0.0, np.inf],
+        "n_nullable": pd.array([1, None, 3, 4, None, 6], dtype="Int64"),
+        "n_text": pd.array(["1.5", None, "x", "2", "", "3"], dtype="str"),
+        "n_bool": [True, False, True, False, True, False],
+        "c_str": pd.array(["a", None, "Москва", "", "b", "a"], dtype="str"),
+        "c_arrow": pd.array(["a", None, "c", "d", "e", "f"], dtype="string[pyarrow]"),
+        "c_int": pd.Series([1, 2, 3, 4, 5, 6], dtype="int64"),
+        "c_mixed": pd.Series(["a", None, 3, 4.5, True, "z"], dtype=object),
+    })
+    features = [("n_int", "numeric"), ("n_float", "numeric"), ("n_nullable", "numeric"), ("n_text", "numeric"),
+                ("n_bool", "numeric"), ("c_str", "categorical"), ("c_arrow", "categorical"),
+                ("c_int", "categorical"), ("c_mixed", "categorical"), ("absent", "numeric"),
+                ("absent_text", "categorical")]
+    schema = plog.feature_schema(features)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def build(data: pd.DataFrame):
+        return plog.build_table(schema, data, version="1.0.0", labels=["a", "b", 1, "a", "b", None],
+                                confidences=np.linspace(0, 1, rows), job_id="j", user_id=3, at=at)
+
+    fast, general = build(frame), build(frame.astype(object))
+    assert fast.schema == general.schema == schema
+    assert fast.equals(general), {name: (fast[name], general[name]) for name in schema.names
+                                  if not fast[name].equals(general[name])}
+    assert fast["c_str"].to_pylist() == ["a", None, "Москва", "", "b", "a"]
+    assert fast["n_text"].to_pylist() == [1.5, None, None, 2.0, None, 3.0]
+    assert fast["_ts"].to_pylist() == [at] * rows and fast["_user_id"].to_pylist() == [3] * rows

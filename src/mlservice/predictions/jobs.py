@@ -125,22 +125,28 @@ def run_batch_prediction(context: WorkerContext, job: Job, reporter: JobReporter
     for index, cls in enumerate(model.classes):
         columns[f"p:{cls}"] = pa.array(proba[:, index].astype(np.float32))
     table = pa.table(columns)
-    context.artifacts.write_with(results_path(job.id), lambda tmp: pq.write_table(table, tmp))
-    logged = prediction_log.build_table(
-        served.log_schema,
-        inputs,
-        version=served.version,
-        labels=labels,
-        confidences=confidence,
-        job_id=job.id,
-        user_id=job.user_id,
-    )
-    prediction_log.write_batch(
-        context.artifacts,
-        served.model_key,
-        logged,
-        prediction_log.batch_name(served.version, job.id),
-    )
+    # The results file and the log's file are written side by side (Parquet encoding releases
+    # the GIL); a failure of either fails the job, whose sweep removes what the other wrote.
+    with ThreadPoolExecutor(1, thread_name_prefix="batch-save") as pool:
+        results_written = pool.submit(
+            context.artifacts.write_with, results_path(job.id), lambda tmp: pq.write_table(table, tmp)
+        )
+        logged = prediction_log.build_table(
+            served.log_schema,
+            inputs,
+            version=served.version,
+            labels=labels,
+            confidences=confidence,
+            job_id=job.id,
+            user_id=job.user_id,
+        )
+        prediction_log.write_batch(
+            context.artifacts,
+            served.model_key,
+            logged,
+            prediction_log.batch_name(served.version, job.id),
+        )
+        results_written.result()
     shares = (
         pd.Series(labels, dtype=object).value_counts(normalize=True).round(6).to_dict()
         if labels

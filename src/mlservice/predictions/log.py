@@ -61,8 +61,17 @@ def feature_schema(features: Sequence[tuple[str, str]]) -> pa.Schema:
 
 
 def _column(values: pd.Series, arrow_type: pa.DataType) -> pa.Array:
+    dtype = values.dtype
+    # Fast paths for what uploads and datasets hold (numpy numbers, Arrow-backed strings): no
+    # Python object per cell. They give what the general path below gives.
     if pa.types.is_floating(arrow_type):
+        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+            return pa.array(values.to_numpy(dtype=np.float64, na_value=np.nan), type=arrow_type, from_pandas=True)
         return pa.array(pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64), type=arrow_type, from_pandas=True)
+    if isinstance(dtype, pd.StringDtype) or (
+        isinstance(dtype, pd.ArrowDtype) and pa.types.is_string(dtype.pyarrow_dtype)
+    ):
+        return pa.array(values, from_pandas=True).cast(arrow_type)
     texts = values.astype(str).to_numpy(dtype=object)
     texts[values.isna().to_numpy()] = None
     return pa.array(texts, type=arrow_type)
@@ -82,10 +91,10 @@ def build_table(
     rows = len(inputs)
     moment = at or datetime.now(UTC)
     columns: list[pa.Array] = [
-        pa.array([moment] * rows, type=schema.field("_ts").type),
-        pa.array([version] * rows, type=pa.string()),
-        pa.array([job_id] * rows, type=pa.string()),
-        pa.array([user_id] * rows, type=pa.int64()),
+        pa.repeat(pa.scalar(moment, type=schema.field("_ts").type), rows),
+        pa.repeat(pa.scalar(version, type=pa.string()), rows),
+        pa.repeat(pa.scalar(job_id, type=pa.string()), rows),
+        pa.repeat(pa.scalar(user_id, type=pa.int64()), rows),
         pa.array([str(label) for label in labels], type=pa.string()),
         pa.array(np.asarray(confidences, dtype=np.float32), type=pa.float32()),
     ]
