@@ -81,3 +81,49 @@ def test_workers_fork_from_the_template_and_apply_the_jobs_share(tmp_path: Path)
     assert parent != os.getpid() and grandparent == os.getpid()
     # counted as the pool's only job: its share is what the machine's other work leaves free
     assert threads is not None and 1 <= threads <= available_cores() and applied == threads
+
+
+def test_a_running_job_takes_the_cores_other_work_frees_and_gives_them_back(monkeypatch) -> None:
+    """Rebalanced between steps from the CPU time other work used: a training that started
+    while its upload's request still held cores takes them when its fit starts."""
+    import multiprocessing
+
+    from mlservice.ml import threads
+
+    monkeypatch.setattr(runner, "_running", multiprocessing.Value("i", 0))
+    monkeypatch.setattr(runner, "REBALANCE_EVERY_S", 0.0)
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    monkeypatch.setattr(threads, "busy_cores", lambda: 3)
+    seen = iter([0.2, 2.6, None])
+    monkeypatch.setattr(threads.OtherWork, "cores", lambda _self: next(seen))
+    assert runner.rebalance_threads() is None  # not in a job
+    with runner.cpu_share() as started:
+        assert started == 1 and thread_budget() == 1  # 3 of 4 cores busy at the start
+        assert runner.rebalance_threads() == 4 and thread_budget() == 4  # they were freed
+        assert runner.rebalance_threads() == 1 and thread_budget() == 1  # 2.6 cores busy again
+        assert runner.rebalance_threads() == 1  # unknown: unchanged
+    assert thread_budget() is None
+
+
+def test_other_work_counts_other_processes_cpu_not_our_own() -> None:
+    import subprocess
+    import sys
+    import time
+
+    from mlservice.ml.threads import OtherWork, _cpu_sample
+
+    watch, before = OtherWork(), _cpu_sample()
+    deadline = time.monotonic() + 0.6
+    while time.monotonic() < deadline:  # our own busy loop: not "other work"
+        pass
+    own_only, after = watch.cores(), _cpu_sample()
+    assert before is not None and after is not None and own_only is not None
+    machine = (after[1] - before[1]) / (after[0] - before[0])  # every process, ours included
+    ours = (after[2] - before[2]) / (after[0] - before[0])
+    assert ours >= 0.3, ours  # the loop ran (on a busy machine: a share of a core)
+    assert own_only <= machine - ours + 0.15, (own_only, machine, ours)
+
+    burn = "import time\nt = time.monotonic() + 0.8\nwhile time.monotonic() < t: pass"
+    subprocess.run([sys.executable, "-c", burn], check=True)
+    with_child = watch.cores()
+    assert with_child is not None and with_child >= 0.3, with_child  # another process's work counts

@@ -161,3 +161,14 @@ def test_predict_proba_gives_the_same_for_a_ready_matrix_and_anything_else(adult
         m.predict_proba(bad)
     with pytest.raises(ValueError):
         m.predict_proba(ready[:, :-1])
+
+
+def test_auto_batch_size_grows_on_the_large_tables_only() -> None:
+    from mlservice.ml.model import LARGE_TABLE_BATCH, _batch_size
+
+    assert _batch_size("auto", 50, 500_000) == 50
+    assert _batch_size("auto", 400_000, 500_000) == 200  # scikit-learn's rule below the threshold
+    assert _batch_size("auto", 500_001, 500_000) == LARGE_TABLE_BATCH == 1000
+    assert _batch_size("auto", 300, 100) == 300  # never more than the rows
+    assert _batch_size(64, 500_001, 500_000) == 64  # an explicit size is kept
+    assert _batch_size("auto", 600_000) == 200  # no threshold given: scikit-learn's rule

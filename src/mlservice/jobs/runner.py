@@ -137,17 +137,48 @@ def cpu_share() -> Iterator[int | None]:
     if _running is None:  # a Celery worker: its process-wide limit, set at start, holds
         yield None
         return
-    from mlservice.ml.threads import available_cores, busy_cores, cpu_threads
+    from mlservice.ml.threads import OtherWork, available_cores, busy_cores, cpu_threads
 
+    global _other_work
     with _running.get_lock():
         _running.value += 1
         count = _running.value
     try:
         with cpu_threads(job_threads(available_cores(), count, busy_cores())) as threads:
+            _other_work = OtherWork()
             yield threads
     finally:
+        _other_work = None
         with _running.get_lock():
             _running.value -= 1
+
+
+_other_work: Any = None  # the running job's view of the rest of the machine (OtherWork)
+_rebalanced_at = 0.0
+REBALANCE_EVERY_S = 1.0
+
+
+def rebalance_threads() -> int | None:
+    """Between a job's steps (a training's fit starting, each epoch): fit its CPU threads to what
+    the machine leaves free now, judged from the CPU time other work used since the last look
+    (at most once a second). A job that started while a request or another job held a core takes
+    it once it is free (a training started right after its upload did), and gives it back when
+    more jobs start. Returns the threads now, or None outside a local pool's job."""
+    global _rebalanced_at
+    from mlservice.ml.threads import available_cores, set_thread_budget, thread_budget
+
+    if _other_work is None or _running is None or thread_budget() is None:
+        return None
+    if time.monotonic() - _rebalanced_at < REBALANCE_EVERY_S:
+        return thread_budget()
+    _rebalanced_at = time.monotonic()
+    others = _other_work.cores()
+    if others is None:
+        return thread_budget()
+    threads = job_threads(available_cores(), _running.value, round(others))
+    if threads != thread_budget():
+        set_thread_budget(threads)
+    return threads
 
 
 def worker_context() -> WorkerContext:

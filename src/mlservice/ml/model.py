@@ -180,7 +180,7 @@ class _SklearnTrainer:
             activation=est.activation,
             solver=est.solver,
             alpha=est.alpha,
-            batch_size=_batch_size(est.batch_size, n_samples),
+            batch_size=_batch_size(est.batch_size, n_samples, est.large_dataset_threshold),
             learning_rate_init=est.learning_rate_init,
             max_iter=1,
             shuffle=True,
@@ -209,8 +209,13 @@ class _SklearnTrainer:
         return p.argmax(axis=1)
 
 
-def _batch_size(batch_size: int | str, n: int) -> int:
+LARGE_TABLE_BATCH = 1000
+
+
+def _batch_size(batch_size: int | str, n: int, large_threshold: int | None = None) -> int:
     if batch_size == "auto":
+        if large_threshold is not None and n > large_threshold:
+            return max(1, min(LARGE_TABLE_BATCH, n))
         return max(1, min(200, n))
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"batch_size must be 'auto' or a positive integer, not {batch_size!r}")
@@ -236,7 +241,13 @@ class AdaptiveMLPClassifier(ClassifierMixin, BaseEstimator):
 
     ``batch_size="auto"`` is ``min(200, n)`` (scikit-learn's rule), except
     for PyTorch on CUDA where it is ``min(1024, n)``: small batches leave a
-    GPU idle (measured on an H200: 0.58 s vs 0.07 s per epoch on 50,000 rows).
+    GPU idle (measured on an H200: 0.58 s vs 0.07 s per epoch on 50,000 rows);
+    and 1,000 above ``large_dataset_threshold`` rows, the tables that get the
+    large architecture: a fifth of the optimizer steps per epoch, and matrix
+    products big enough to keep several BLAS threads busy (measured on 300,000
+    real flights, (1024, 512, 256, 128), 2 cores: 1.4x per epoch against
+    200-row batches with one BLAS thread or two; holdout accuracy after one
+    epoch 0.798 vs 0.755).
 
     Early stopping (``early_stopping=True``) holds out a stratified
     ``validation_fraction`` of the rows, stops after ``n_iter_no_change``

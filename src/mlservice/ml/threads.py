@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["available_cores", "busy_cores", "cpu_threads", "thread_budget"]
+__all__ = ["OtherWork", "available_cores", "busy_cores", "cpu_threads", "set_thread_budget", "thread_budget"]
 
 _budget: int | None = None
 
@@ -23,7 +23,7 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def busy_cores(samples: int = 5, interval_s: float = 0.01) -> int:
+def busy_cores(samples: int = 5, interval_s: float = 0.002) -> int:
     """How many other threads are running or ready to run on the machine now: the median of a few
     reads of the kernel's runnable count (``/proc/loadavg``'s fourth field; this reader is one of
     them), not the load average, which lags a minute behind a job that just ended. 0 where it
@@ -40,6 +40,38 @@ def busy_cores(samples: int = 5, interval_s: float = 0.01) -> int:
     return max(0, sorted(counts)[len(counts) // 2])
 
 
+def _cpu_sample() -> tuple[float, float, float] | None:
+    """(wall time, the machine's busy CPU seconds, this process's CPU seconds) or None where
+    /proc/stat cannot be read."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    own = os.times()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return time.monotonic(), (user + nice + system + irq + softirq + steal) / ticks, own.user + own.system
+
+
+class OtherWork:
+    """How many cores the rest of the machine kept busy since the last reading: the machine's
+    busy CPU time (/proc/stat) minus this process's own (all its threads), per second of wall
+    time. Read between a job's steps, where :func:`busy_cores` would count the job's own BLAS
+    threads, which spin a while after each product before they sleep."""
+
+    def __init__(self) -> None:
+        self._mark = _cpu_sample()
+
+    def cores(self) -> float | None:
+        """Busy cores of other work since the last call (or creation); None if unknown."""
+        now, before = _cpu_sample(), self._mark
+        self._mark = now
+        if now is None or before is None or now[0] - before[0] <= 0:
+            return None
+        return max(0.0, ((now[1] - before[1]) - (now[2] - before[2])) / (now[0] - before[0]))
+
+
 def thread_budget() -> int | None:
     """The limit set by the innermost :func:`cpu_threads`, or None outside one."""
     return _budget
@@ -51,11 +83,35 @@ def _set_torch_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+_controller: tuple[int, object] | None = None
+
+
+def _thread_pools():  # type: ignore[no-untyped-def]
+    """threadpoolctl's view of the loaded BLAS/OpenMP libraries. Finding them walks every loaded
+    shared object (~2.5 ms, paid by every job and every batch's chunk pool when done per call),
+    so the controller is kept until an import may have loaded another library."""
+    from threadpoolctl import ThreadpoolController
+
+    global _controller
+    if _controller is None or _controller[0] != len(sys.modules):
+        _controller = (len(sys.modules), ThreadpoolController())
+    return _controller[1]
+
+
+def set_thread_budget(threads: int) -> None:
+    """Change the limit inside a :func:`cpu_threads` block (between a job's steps); the block's
+    end restores what was there before it, as without the change."""
+    global _budget
+    if _budget is None:
+        raise RuntimeError("set_thread_budget() outside a cpu_threads() block")
+    _budget = max(1, int(threads))
+    _set_torch_threads(_budget)
+    _thread_pools().limit(limits=_budget)
+
+
 @contextmanager
 def cpu_threads(threads: int) -> Iterator[int]:
     """Bound every numeric thread pool of this process to ``threads`` inside the block."""
-    from threadpoolctl import threadpool_limits
-
     global _budget
     threads = max(1, int(threads))
     previous = _budget
@@ -64,7 +120,7 @@ def cpu_threads(threads: int) -> Iterator[int]:
     _budget = threads
     _set_torch_threads(threads)
     try:
-        with threadpool_limits(limits=threads):
+        with _thread_pools().limit(limits=threads):
             yield threads
     finally:
         _budget = previous

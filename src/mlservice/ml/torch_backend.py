@@ -41,7 +41,7 @@ class TorchTrainer:
         seed = est.random_state if est.random_state is not None else 0
         torch.manual_seed(seed)
         self.gen = torch.Generator(device="cpu").manual_seed(seed)
-        self.batch = _batch_size(est.batch_size, n_samples)
+        self.batch = _batch_size(est.batch_size, n_samples, est.large_dataset_threshold)
         if est.batch_size == "auto" and device == "cuda":
             # small batches leave a GPU idle: "auto" means min(1024, n) there
             self.batch = max(1, min(1024, n_samples))

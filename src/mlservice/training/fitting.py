@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 
 from mlservice.jobs.kinds import WorkerContext
 from mlservice.jobs.models import Job
+from mlservice.jobs.reporter import JobReporter
+from mlservice.jobs.runner import rebalance_threads
 from mlservice.ml import TrainedModel, save_bundle
 from mlservice.registry import service as registry
 from mlservice.registry.models import ModelVersion
@@ -20,6 +22,19 @@ from mlservice.registry.models import ModelVersion
 STAGE_START = {"validate": 5, "profile": 8, "fit_features": 12, "fit_model": 18, "evaluate": 92}
 FIT_SPAN = (18.0, 92.0)
 SHOWN_CLASSES = 20
+
+
+def stage_reporter(reporter: JobReporter):  # type: ignore[no-untyped-def]
+    """``on_stage`` for :func:`mlservice.ml.train`: the job's stage, and the job's CPU threads
+    fitted to the machine as the model's fit starts (the upload or the feature work before it no
+    longer holds a core)."""
+
+    def on_stage(name: str) -> None:
+        reporter.stage(name, STAGE_START.get(name))
+        if name == "fit_model":
+            rebalance_threads()
+
+    return on_stage
 
 
 def fit_progress(epoch: int, max_epochs: int, early_stopping: bool) -> float:

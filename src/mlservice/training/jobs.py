@@ -12,14 +12,15 @@ from mlservice.errors import NotFound
 from mlservice.jobs.kinds import JobKind, JobOutcome, WorkerContext
 from mlservice.jobs.models import Job, JobType
 from mlservice.jobs.reporter import JobReporter
+from mlservice.jobs.runner import rebalance_threads
 from mlservice.ml import EpochInfo, train
 from mlservice.registry import service as registry
 from mlservice.training.fitting import (
-    STAGE_START,
     fit_progress,
     rare_class_report,
     registered_by,
     save_version,
+    stage_reporter,
 )
 from mlservice.training.retrain import run_retrain
 from mlservice.training.service import training_config
@@ -44,6 +45,7 @@ def run_training(context: WorkerContext, job: Job, reporter: JobReporter) -> Job
     history: list[dict] = []
 
     def on_epoch(info: EpochInfo) -> None:
+        rebalance_threads()
         history.append({"epoch": info.epoch, "loss": info.loss, "validation_score": info.validation_score})
         reporter.progress(
             fit_progress(info.epoch, info.max_epochs, config.early_stopping),
@@ -57,7 +59,7 @@ def run_training(context: WorkerContext, job: Job, reporter: JobReporter) -> Job
         config,
         column_types=params.get("column_types"),
         features=params.get("features"),
-        on_stage=lambda name: reporter.stage(name, STAGE_START.get(name)),
+        on_stage=stage_reporter(reporter),
         on_epoch=on_epoch,
         should_stop=reporter.should_stop,
         random_state=random_state,

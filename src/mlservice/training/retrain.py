@@ -25,6 +25,7 @@ from mlservice.errors import Conflict, NotFound
 from mlservice.jobs.kinds import JobOutcome, WorkerContext
 from mlservice.jobs.models import Job, JobStatus, JobType
 from mlservice.jobs.reporter import JobReporter
+from mlservice.jobs.runner import rebalance_threads
 from mlservice.jobs.service import new_job
 from mlservice.ml import TrainedModel, evaluate_bundle, train
 from mlservice.origin import Origin
@@ -36,7 +37,7 @@ from mlservice.principal import Principal
 from mlservice.registry import service as registry
 from mlservice.registry.models import ModelVersion
 from mlservice.settings import Settings
-from mlservice.training.fitting import STAGE_START, fit_progress, rare_class_report, save_version
+from mlservice.training.fitting import fit_progress, rare_class_report, save_version, stage_reporter
 
 # Where a labelled row comes from and when it was seen; dropped before training.
 OBSERVED_AT, ROW_KEY = "__observed_at", "__row_key"
@@ -226,13 +227,14 @@ def _train_challenger(
     config = copy.deepcopy(champion_model.config)
 
     def on_epoch(info) -> None:  # type: ignore[no-untyped-def]
+        rebalance_threads()
         reporter.progress(fit_progress(info.epoch, info.max_epochs, config.early_stopping),
                           details={"epoch": info.epoch, "max_epochs": info.max_epochs})
 
     column_types = {c["name"]: c["kind"] for c in champion.schema["columns"] if c.get("overridden")}
     return train(
         frame, champion.target, config, column_types=column_types or None, features=champion.features,
-        holdout=champion_model.holdout, on_stage=lambda name: reporter.stage(name, STAGE_START.get(name)),
+        holdout=champion_model.holdout, on_stage=stage_reporter(reporter),
         on_epoch=on_epoch, should_stop=reporter.should_stop,
         random_state=int(champion.training.get("info", {}).get("random_state", 0)),
     )
