@@ -158,10 +158,18 @@ _rebalanced_at = 0.0
 REBALANCE_EVERY_S = 1.0
 
 
-def rebalance_threads() -> int | None:
+def watch_other_work() -> None:
+    """Start the window :func:`rebalance_threads` judges other work over (a stage's start: what
+    ran before it, such as the request that uploaded the data, is left out)."""
+    if _other_work is not None:
+        _other_work.cores()
+
+
+def rebalance_threads(min_window_s: float = 0.0) -> int | None:
     """Between a job's steps (a training's fit starting, each epoch): fit its CPU threads to what
     the machine leaves free now, judged from the CPU time other work used since the last look
-    (at most once a second). A job that started while a request or another job held a core takes
+    (at most once a second; a window shorter than ``min_window_s`` is waited out, /proc/stat
+    counts in 10 ms ticks). A job that started while a request or another job held a core takes
     it once it is free (a training started right after its upload did), and gives it back when
     more jobs start. Returns the threads now, or None outside a local pool's job."""
     global _rebalanced_at
@@ -171,6 +179,10 @@ def rebalance_threads() -> int | None:
         return None
     if time.monotonic() - _rebalanced_at < REBALANCE_EVERY_S:
         return thread_budget()
+    if (short := min_window_s - _other_work.window_s()) > 0:
+        if (thread_budget() or 0) >= job_threads(available_cores(), _running.value):
+            return thread_budget()  # it has its whole share: nothing to wait for
+        time.sleep(short)
     _rebalanced_at = time.monotonic()
     others = _other_work.cores()
     if others is None:

@@ -63,6 +63,10 @@ class OtherWork:
     def __init__(self) -> None:
         self._mark = _cpu_sample()
 
+    def window_s(self) -> float:
+        """Seconds since the last reading."""
+        return time.monotonic() - self._mark[0] if self._mark is not None else 0.0
+
     def cores(self) -> float | None:
         """Busy cores of other work since the last call (or creation); None if unknown."""
         now, before = _cpu_sample(), self._mark

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from mlservice.jobs.kinds import WorkerContext
 from mlservice.jobs.models import Job
 from mlservice.jobs.reporter import JobReporter
-from mlservice.jobs.runner import rebalance_threads
+from mlservice.jobs.runner import rebalance_threads, watch_other_work
 from mlservice.ml import TrainedModel, save_bundle
 from mlservice.registry import service as registry
 from mlservice.registry.models import ModelVersion
@@ -26,13 +26,16 @@ SHOWN_CLASSES = 20
 
 def stage_reporter(reporter: JobReporter):  # type: ignore[no-untyped-def]
     """``on_stage`` for :func:`mlservice.ml.train`: the job's stage, and the job's CPU threads
-    fitted to the machine as the model's fit starts (the upload or the feature work before it no
-    longer holds a core)."""
+    fitted to the machine as the model's fit starts, judged over the feature fitting just before
+    (at least 0.2 s): the request that uploaded the data may have held a core when the job
+    started, and a training of a single long epoch would otherwise keep that start's count."""
 
     def on_stage(name: str) -> None:
         reporter.stage(name, STAGE_START.get(name))
-        if name == "fit_model":
-            rebalance_threads()
+        if name == "fit_features":
+            watch_other_work()
+        elif name == "fit_model":
+            rebalance_threads(min_window_s=0.2)
 
     return on_stage
 
