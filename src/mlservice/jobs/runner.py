@@ -189,6 +189,8 @@ def rebalance_threads(min_window_s: float = 0.0) -> int | None:
         return thread_budget()
     threads = job_threads(available_cores(), _running.value, round(others))
     if threads != thread_budget():
+        log.info("job threads %s -> %d (other work %.2f cores, %d jobs running)", thread_budget(), threads,
+                 others, _running.value)
         set_thread_budget(threads)
     return threads
 
