@@ -173,30 +173,12 @@ def compare_backends(title: str, names: list[str], repeat: int, X, y, Xh, yh, la
         )
 
 
-def large_adult(rows: int, seed: int = 0):
-    """Adult's training rows repeated (each copy's numbers jittered by ±2 %) to ``rows`` rows,
-    and Adult's real test split as the holdout: /work/shared/datasets has no real table of a
-    million rows."""
-    import pandas as pd
+def large_flights(rows: int):
+    """The first ``rows`` flights of the real flights table (bench/flights.py, time order) and,
+    as the holdout, the 200,000 flights after them."""
+    from flights import flights
 
-    df = read_table(ROOT / "datasets/adult/adult.data", format="csv", column_names=ADULT_COLUMNS)
-    test = pd.read_csv(
-        ROOT / "datasets/adult/adult.test",
-        names=ADULT_COLUMNS,
-        skipinitialspace=True,
-        na_values="?",
-        skiprows=1,
-    )
-    test["income"] = test["income"].str.rstrip(".")
-    rng = np.random.default_rng(seed)
-    copies = []
-    for i in range(-(-rows // len(df))):
-        copy = df.copy()
-        if i:
-            for c in ("age", "fnlwgt", "hours_per_week"):
-                copy[c] = copy[c] * rng.uniform(0.98, 1.02, len(copy))
-        copies.append(copy)
-    return pd.concat(copies, ignore_index=True).iloc[:rows], test
+    return flights(0, rows), flights(rows, 200_000)
 
 
 def main_backends(args) -> None:
@@ -213,18 +195,20 @@ def main_backends(args) -> None:
         (256, 128, 64),
     )
     if args.large_rows:
-        big, hold = large_adult(args.large_rows)
-        fp = FeaturePipeline(infer_schema(big, "income")).fit(big)
-        Xb, yb = fp.transform(big), big["income"].to_numpy()
+        from flights import TARGET
+
+        big, hold = large_flights(args.large_rows)
+        fp = FeaturePipeline(infer_schema(big, TARGET)).fit(big)
+        Xb, yb = fp.transform(big), big[TARGET].to_numpy()
         compare_backends(
-            f"large: {Xb.shape[0]:,} × {Xb.shape[1]} (Adult repeated), layers (1024, 512, 256, 128), "
-            f"{args.large_epochs} epoch(s), accuracy on adult.test",
+            f"large: {Xb.shape[0]:,} × {Xb.shape[1]} (real flights), layers (1024, 512, 256, 128), "
+            f"{args.large_epochs} epoch(s), accuracy on the next 200,000 flights",
             names,
             args.repeat,
             Xb,
             yb,
             fp.transform(hold),
-            hold["income"].to_numpy(),
+            hold[TARGET].to_numpy(),
             (1024, 512, 256, 128),
             max_iter=args.large_epochs,
             early_stopping=False,

@@ -18,6 +18,13 @@ N: one model trained once, then servers started in turn on its data directory, a
 N; medians of req/s and of p99 per N.
 
     .venv/bin/python bench/bench_predict.py --workers 1,2 [--rounds 3] [--duration 10]
+
+Every load line also gives the CPU time per request of the server's process tree and of the load
+generator over the measured window.
+
+`--batch --reference CHECKOUT` measures batch predictions (and with `--large-rows N` one training
+epoch and a batch on N real flights, bench/flights.py) on this checkout and a reference one,
+alternated; see `bench_batch`.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -224,27 +232,47 @@ def bench_mlflow(duration: float) -> dict | None:
             server.wait(timeout=30)
 
 
+def _stage_seconds(job: dict, name: str) -> float:
+    stage = next(s for s in job["stages"] if s["name"] == name)
+    return (datetime.fromisoformat(stage["finished_at"]) - datetime.fromisoformat(stage["started_at"])).total_seconds()
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue()
+
+
 def bench_batch(reference: Path | None, rounds: int, large_rows: int) -> None:
     """`--batch`: batch predictions end to end (upload → job completed, log included) on this
     checkout and on a reference checkout (e.g. `git worktree add /tmp/wt773 773bfef`, run with
     PYTHONPATH), alternated `rounds` times: 100,000 Adult rows (multipart CSV) with a model of the
-    default architecture, and with `large_rows` a dataset of that many rows (Adult's test rows
-    repeated, uploaded first, not timed) with the large architecture (1024, 512, 256, 128)."""
+    default architecture. With `large_rows` N, the real flights table (bench/flights.py, time
+    order): a model of the large architecture (1024, 512, 256, 128) trained for one epoch on the
+    first N flights (the epoch's time is the job's `fit_model` stage: one epoch plus the
+    validation pass), then a batch prediction of the next N flights (a dataset uploaded first,
+    not timed)."""
+    from flights import TARGET, flights
+
     trees = {"this": None} if reference is None else {"reference": str(reference / "src"), "this": None}
-    rates: dict[str, dict[str, list[float]]] = {name: {"100k": [], "large": []} for name in trees}
+    rates: dict[str, dict[str, list[float]]] = {
+        name: {"100k": [], "epoch_s": [], "large": [], "accuracy": []} for name in trees
+    }
     small = {"max_iter": 2}
     large = {"hidden_layer_sizes": [1024, 512, 256, 128], "max_iter": 1, "adaptive_architecture": False}
-    train_csv = adult("train").to_csv(index=False).encode()
+    train_csv = _csv(adult("train"))
+    if large_rows:
+        large_train = _csv(flights(0, large_rows))
+        large_batch = _csv(flights(large_rows, large_rows).drop(columns=TARGET))
     for _ in range(rounds):
         for name, pythonpath in trees.items():
             with running_server(**({"PYTHONPATH": pythonpath} if pythonpath else {})) as base:
                 token = httpx.post(f"{base}/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).json()["token"]
                 headers = {"Authorization": f"Bearer {token}"}
-                for key, params in (("adult", small), ("large", large)) if large_rows else (("adult", small),):
-                    job_id = httpx.post(f"{base}/train", headers=headers, timeout=120,
-                                        data={"model_key": key, "target": "income", "params": json.dumps(params)},
-                                        files={"file": ("adult.csv", train_csv, "text/csv")}).json()["job_id"]
-                    assert wait_job(base, headers, job_id)["status"] == "completed"
+                job_id = httpx.post(f"{base}/train", headers=headers, timeout=120,
+                                    data={"model_key": "adult", "target": "income", "params": json.dumps(small)},
+                                    files={"file": ("adult.csv", train_csv, "text/csv")}).json()["job_id"]
+                assert wait_job(base, headers, job_id)["status"] == "completed"
                 started = time.perf_counter()
                 response = httpx.post(f"{base}/predict", headers=headers, timeout=300, data={"model_key": "adult"},
                                       files={"file": ("batch.csv", batch_csv(100_000), "text/csv")})
@@ -252,18 +280,25 @@ def bench_batch(reference: Path | None, rounds: int, large_rows: int) -> None:
                 assert job["status"] == "completed", job
                 rates[name]["100k"].append(100_000 / (time.perf_counter() - started))
                 if large_rows:
-                    dataset = httpx.post(f"{base}/datasets", headers=headers, timeout=600,
-                                         files={"file": ("large.csv", batch_csv(large_rows), "text/csv")}).json()
+                    job_id = httpx.post(f"{base}/train", headers=headers, timeout=900,
+                                        data={"model_key": "large", "target": TARGET, "params": json.dumps(large)},
+                                        files={"file": ("flights.csv", large_train, "text/csv")}).json()["job_id"]
+                    job = wait_job(base, headers, job_id, timeout=7200)
+                    assert job["status"] == "completed", job
+                    rates[name]["epoch_s"].append(_stage_seconds(job, "fit_model"))
+                    rates[name]["accuracy"].append(job["result"]["metrics"]["accuracy"])
+                    dataset = httpx.post(f"{base}/datasets", headers=headers, timeout=900,
+                                         files={"file": ("next.csv", large_batch, "text/csv")}).json()
                     started = time.perf_counter()
                     response = httpx.post(f"{base}/predict", headers=headers, timeout=60,
                                           json={"model_key": "large", "dataset_id": dataset["id"]})
                     job = wait_job(base, headers, response.json()["job_id"], timeout=3600)
                     assert job["status"] == "completed", job
                     rates[name]["large"].append(large_rows / (time.perf_counter() - started))
-            print(f"{name:<10} " + "  ".join(f"{k}: {v[-1]:,.0f} rows/s" for k, v in rates[name].items() if v)
+            print(f"{name:<10} " + "  ".join(f"{k}: {v[-1]:,.4g}" for k, v in rates[name].items() if v)
                   + f"  (load {os.getloadavg()[0]:.1f})", flush=True)
     for name, measured in rates.items():
-        print(f"median {name:<10} " + "  ".join(f"{k}: {median(v):,.0f} rows/s" for k, v in measured.items() if v))
+        print(f"median {name:<10} " + "  ".join(f"{k}: {median(v):,.4g}" for k, v in measured.items() if v))
 
 
 def main() -> None:
@@ -274,7 +309,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds for --workers")
     parser.add_argument("--batch", action="store_true", help="batch predictions only, against --reference")
     parser.add_argument("--reference", type=Path, help="with --batch: a checkout to compare, e.g. /tmp/wt773")
-    parser.add_argument("--large-rows", type=int, default=0, help="with --batch: also a batch of this many rows")
+    parser.add_argument("--large-rows", type=int, default=0, help="with --batch: also train on this many real flights (bench/flights.py) and predict as many")
     args = parser.parse_args()
     if args.batch:
         bench_batch(args.reference, args.rounds, args.large_rows)

@@ -60,6 +60,7 @@ def running_server(data_dir: str | None = None, **env_overrides: str) -> Iterato
             cwd=directory,
         )
         base = f"http://127.0.0.1:{port}"
+        SERVER_PIDS[base] = process.pid
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -73,8 +74,12 @@ def running_server(data_dir: str | None = None, **env_overrides: str) -> Iterato
             wait_until_idle(process.pid)
             yield base
         finally:
+            SERVER_PIDS.pop(base, None)
             process.terminate()
             process.wait(timeout=30)
+
+
+SERVER_PIDS: dict[str, int] = {}  # base URL → pid of the `serve` that running_server() started
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -115,6 +120,11 @@ class LoadResult:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    server_cpu_s: float | None = None  # the server's process tree, over the measured window
+    client_cpu_s: float | None = None  # this load generator's, over the same window
+
+    def cpu_ms(self, seconds: float | None) -> float | None:
+        return None if seconds is None or not self.requests else seconds / self.requests * 1000
 
     @property
     def rps(self) -> float:
@@ -128,6 +138,8 @@ class LoadResult:
         return (
             f"{self.name:<42} {self.rps:8.0f} req/s   p50 {self.percentile(50):7.2f} ms   "
             f"p99 {self.percentile(99):7.2f} ms   errors {self.errors}/{self.requests}"
+            + (f"   CPU per request: server {self.cpu_ms(self.server_cpu_s):.3f} ms, "
+               f"load generator {self.cpu_ms(self.client_cpu_s):.3f} ms" if self.server_cpu_s is not None else "")
         )
 
 
@@ -178,7 +190,7 @@ class _Connection:
 async def _load(
     base: str, method: str, path: str, *, concurrency: int, duration: float,
     headers: dict[str, str] | None, json_body: object | None, warmup: float,
-) -> tuple[int, int, float, list[float]]:
+) -> tuple[int, int, float, list[float], tuple[float, float] | None]:
     from urllib.parse import urlsplit
 
     import orjson
@@ -207,19 +219,37 @@ async def _load(
         if connection.writer is not None:
             connection.writer.close()
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return count, errors, time.perf_counter() - measure_from, latencies
+    server_pid = SERVER_PIDS.get(base)
+    cpu: list[tuple[float, float]] = []
+
+    async def sample_cpu() -> None:
+        # CPU of the server's tree and of this process at the window's start and end
+        for moment in (measure_from, stop):
+            await asyncio.sleep(max(0.0, moment - time.perf_counter()))
+            cpu.append((_cpu_seconds(server_pid) if server_pid else 0.0, time.process_time()))
+
+    await asyncio.gather(sample_cpu(), *(worker() for _ in range(concurrency)))
+    used = (cpu[1][0] - cpu[0][0], cpu[1][1] - cpu[0][1]) if server_pid else None
+    return count, errors, time.perf_counter() - measure_from, latencies, used
 
 
 def load(
     name: str, base: str, method: str, path: str, *, concurrency: int, duration: float = 10.0,
     headers: dict[str, str] | None = None, json_body: object | None = None, warmup: float = 1.0,
 ) -> LoadResult:
-    count, errors, seconds, latencies = asyncio.run(
-        _load(base, method, path, concurrency=concurrency, duration=duration,
-              headers=headers, json_body=json_body, warmup=warmup)
-    )
-    return LoadResult(name, count, errors, seconds, latencies)
+    try:  # uvloop (uvicorn[standard] brings it) costs the load generator less CPU per request
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        count, errors, seconds, latencies, used = runner.run(
+            _load(base, method, path, concurrency=concurrency, duration=duration,
+                  headers=headers, json_body=json_body, warmup=warmup)
+        )
+    server_cpu, client_cpu = used if used else (None, None)
+    return LoadResult(name, count, errors, seconds, latencies, server_cpu, client_cpu)
 
 
 def median(values: list[float]) -> float:
@@ -227,13 +257,16 @@ def median(values: list[float]) -> float:
 
 
 def wait_job(base: str, headers: dict[str, str], job_id: str, timeout: float = 1800) -> dict:
-    """Poll GET /jobs/{id} until the job ends; returns the job."""
+    """Poll GET /jobs/{id} every 20 ms until the job ends; returns the job. One keep-alive
+    connection: a new httpx client per poll cost ~10 ms of CPU, half a core at this rate, which
+    the job being measured then saw as other work on the machine (and gave up a core for)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{base}/jobs/{job_id}", headers=headers).json()
-        if job["status"] in ("completed", "failed", "cancelled"):
-            return job
-        time.sleep(0.02)
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+        while time.monotonic() < deadline:
+            job = client.get(f"/jobs/{job_id}").json()
+            if job["status"] in ("completed", "failed", "cancelled"):
+                return job
+            time.sleep(0.02)
     raise TimeoutError(f"job {job_id} still running after {timeout} s")
 
 
