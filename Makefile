@@ -41,8 +41,11 @@ dist: $(BIN)/python dashboard
 	rm -rf dist build
 	$(BIN)/python -m build --outdir dist .
 
+# The authorization matrix runs twice: in the suite in-process, then against a real
+# `serve --workers 2` over HTTP (every cell answered by whichever process accepts it; ~20 s).
 test: install-dev dashboard
 	$(BIN)/python -m pytest --durations=15
+	MLSERVICE_TEST_API_WORKERS=2 $(BIN)/python -m pytest tests/reliability/test_auth_matrix.py -q
 	$(MAKE) --no-print-directory test-frontend
 	$(MAKE) --no-print-directory test-image
 
