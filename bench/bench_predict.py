@@ -43,9 +43,8 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
-
-from harness import ADULT_COLUMNS as COLUMNS
 from harness import ADMIN_PASSWORD, REPO_ROOT, free_port, load, median, running_server, wait_job
+from harness import ADULT_COLUMNS as COLUMNS
 
 MLFLOW_VENV = REPO_ROOT / "bench" / ".venv-mlflow"
 MLFLOW_VERSION = "3.17.2"

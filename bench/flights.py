@@ -22,7 +22,6 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-
 from harness import REPO_ROOT
 
 PACKAGE = "vega-datasets@3.2.1"
