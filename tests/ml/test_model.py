@@ -172,3 +172,26 @@ def test_auto_batch_size_grows_on_the_large_tables_only() -> None:
     assert _batch_size("auto", 300, 100) == 300  # never more than the rows
     assert _batch_size(64, 500_001, 500_000) == 64  # an explicit size is kept
     assert _batch_size("auto", 600_000) == 200  # no threshold given: scikit-learn's rule
+
+
+def test_the_in_place_adam_trains_exactly_as_scikit_learns() -> None:
+    """Same data, seed and settings: scikit-learn's own MLPClassifier and the engine's (whose Adam
+    updates in place) end with bit-identical weights and loss curves."""
+    from sklearn.neural_network import MLPClassifier
+
+    from mlservice.ml.model import _sklearn_mlp
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((600, 12)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] ** 2 > 0.5).astype(int)
+    params = dict(hidden_layer_sizes=(32, 16), batch_size=50, max_iter=1, random_state=3, shuffle=True)
+    ours, plain = _sklearn_mlp()(**params), MLPClassifier(**params)
+    assert type(ours).__mro__[1] is MLPClassifier
+    for _ in range(4):
+        ours.partial_fit(X, y, classes=[0, 1])
+        plain.partial_fit(X, y, classes=[0, 1])
+    assert type(ours._optimizer).__name__ == "InPlaceAdam"
+    assert ours.loss_curve_ == plain.loss_curve_
+    for mine, theirs in zip(ours.coefs_ + ours.intercepts_, plain.coefs_ + plain.intercepts_):
+        assert mine.dtype == theirs.dtype == np.float32
+        assert np.array_equal(mine, theirs)
