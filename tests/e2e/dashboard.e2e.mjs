@@ -543,7 +543,13 @@ describe('dashboard e2e (real backend, headless Chromium)', { timeout: 180_000 }
     for (const tab of ['overview', 'users', 'profile', 'about', 'training', 'models', 'predict', 'jobs', 'events']) {
       await page.goto(`${base}/#${tab}`);
       await page.locator('#content h2').first().waitFor();
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      // The tab fills in as its data arrives (tables, the chart and its legend): judge the layout
+      // once it has settled, not a frame in between (a CI run once caught the models tab mid-render).
+      let overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      for (const settled = Date.now() + 5000; overflow > 0 && Date.now() < settled;) {
+        await page.waitForTimeout(100);
+        overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      }
       // On failure, name the outermost elements that stick out, so the message says what to fix.
       const wide = overflow <= 0 ? [] : await page.evaluate(() => [...document.querySelectorAll('#content *')]
         .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1
