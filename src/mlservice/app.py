@@ -266,7 +266,7 @@ def create_app(
     app.state.model_cache = ModelCache(artifacts)
     app.state.version_resolver = VersionResolver(database)
     app.state.prediction_log = SyncLogWriter(artifacts)
-    app.state.events = EventLog(settings, database)
+    app.state.events = EventLog(settings, database, shared_dir)
     app.state.login_guard = LoginGuard(settings, shared_dir)
     app.state.rate_limiter = RequestLimiter(settings, shared_dir)
     app.state.live_hub = Hub(settings, database, shared_dir)

@@ -30,7 +30,7 @@ from websockets.sync.client import ClientConnection, connect
 from tests.distributed.cluster import Cluster, fresh_postgres_database, wait_job
 from tests.distributed.test_cluster import receive
 from tests.helpers import adult_sample, records
-from tests.live_server import MLSERVICE, LiveServer, base_env, live_server
+from tests.live_server import ADMIN_PASSWORD, MLSERVICE, LiveServer, base_env, live_server
 from tests.reliability.test_crash_safety import finished, wait_for
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc (Linux)")
@@ -256,6 +256,60 @@ def test_failed_logins_on_every_process_count_towards_one_lockout(server: LiveSe
     finally:
         for client in clients:
             client.close()
+
+
+# A server of its own, with low thresholds: its burst and flag windows start clean.
+BURST, USERNAMES = 200, 4  # each process alone sees at most ~160 requests (60 finding the processes)
+
+
+@pytest.fixture(scope="module")
+def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    home = tmp_path_factory.mktemp("watched")
+    with live_server(home, ML_API_WORKERS=str(WORKERS), ML_BURST_MAX_REQUESTS=str(BURST), ML_BURST_WINDOW_S="300",
+                     ML_SUSPICIOUS_LOGIN_USERNAMES=str(USERNAMES), ML_TRUST_PROXY="true") as server:
+        up(server)
+        yield server
+
+
+def test_attacks_spread_over_every_process_raise_one_alert_each(watched: LiveServer) -> None:
+    """Each process alone sees half of each attack, below its threshold; the processes share
+    the detection windows (the run directory's file), so each attack is seen once, whole."""
+    clients = pinned_clients(watched.url, {})
+    admin = {"Authorization": f"Bearer {watched.admin_token()}"}
+    try:
+        for n, name in enumerate(["ann", "ben", "cat", "dan"][:USERNAMES]):  # credential stuffing
+            tried = clients[n % WORKERS].post("/auth/login", json={"username": name, "password": "not-the-password"})
+            assert tried.status_code == 401, tried.text
+        # A session token used from two distant networks, through a trusted proxy, one per process.
+        via = [{"X-Forwarded-For": "81.2.69.142"}, {"X-Forwarded-For": "185.220.101.4"}]
+        login = clients[0].post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}, headers=via[0])
+        stolen = {"Authorization": f"Bearer {login.json()['token']}"}
+        for n in range(WORKERS):
+            assert clients[n].get("/auth/user-info", headers=stolen | via[n]).status_code == 200
+        for n in range(BURST):  # a burst: half of it on each process
+            assert clients[n % WORKERS].get("/health").status_code == 200
+    finally:
+        for client in clients:
+            client.close()
+
+    # The reader's polls come from an address of their own: they are not part of the burst.
+    with httpx.Client(base_url=watched.url, headers=admin | {"X-Forwarded-For": "10.9.8.7"}, timeout=TIMEOUT) as reader:
+        def flagged() -> dict[str, list[dict]]:
+            found: dict[str, list[dict]] = {"usernames from IP": [], "burst": [], "distant networks": []}
+            for event in reader.get("/events/suspicious", params={"limit": 200}).json()["items"]:
+                for rule, seen in found.items():
+                    if any(rule in reason for reason in event["reasons"]):
+                        seen.append(event)
+            return found
+
+        deadline = time.monotonic() + 30
+        while not all(flagged().values()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # every process's event writer has written by now: a second alert would show
+        found = flagged()
+    counts = {rule: len(seen) for rule, seen in found.items()}
+    assert counts == {"usernames from IP": 1, "burst": 1, "distant networks": 1}, (counts, watched.lines[-30:])
+    assert found["distant networks"][0]["client_ip"] == "185.220.101.4", found
 
 
 def test_a_promotion_is_served_by_every_process_within_a_second(server: LiveServer, admin: dict[str, str]) -> None:

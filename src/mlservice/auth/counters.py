@@ -1,20 +1,16 @@
 """Fixed-window counters shared by the API processes of one machine (``serve --workers N``
 without Redis): the rate limits and the login lockout count across processes.
 
-A small SQLite file, not the service's database: counters are written on hot paths (every
-rate-limited request), are worthless after a reboot, and must never queue behind a long write of
-the real data. SQLite gives what is needed with nothing to install or run: an atomic
-read-modify-write across processes (one ``INSERT … ON CONFLICT … RETURNING`` statement), and a
-process killed mid-write leaves the file consistent. ``synchronous=OFF``: a power cut may lose
-the last counts, which is no worse than today's in-memory counters. The methods are the subset
+A ``db.sidecar`` file, not the service's database (why: see there). The methods are the subset
 of ``limits``' storage that ``auth.lockout`` uses, so either can back it."""
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from pathlib import Path
+
+from mlservice.db.sidecar import SidecarFile
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires REAL NOT NULL)"
 FILE_NAME = "counters.sqlite"
@@ -23,20 +19,10 @@ FILE_NAME = "counters.sqlite"
 class SharedCounters:
     def __init__(self, directory: Path) -> None:
         self.path = directory / FILE_NAME
-        self._local = threading.local()  # a connection per thread: sqlite3 objects stay in theirs
-        with self._db() as db:
-            db.execute(SCHEMA)
+        self._file = SidecarFile(self.path, SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(
-                self.path, timeout=5, isolation_level=None, check_same_thread=False
-            )
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=OFF")
-            self._local.db = db
-        return db
+        return self._file.connection()
 
     def incr(self, key: str, expiry: float, amount: int = 1) -> int:
         """Add ``amount`` in the window of ``key``, starting a new ``expiry``-second window when

@@ -10,11 +10,12 @@ as an informational event.
 Request-level rules run in the middleware (scanner User-Agents, a write without a User-Agent,
 bursts from one IP, network switches); row-level rules run in the writer thread, which has a
 session (repeated 403s, credential stuffing, a token or user seen from a new IP or client).
-Windows are measured on ``EventLog.clock``."""
+Windows are measured on ``EventLog.clock`` and kept in a ``events.store``, which the API
+processes share when there are several."""
 
 from __future__ import annotations
 
-from collections import deque
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,12 +25,12 @@ from sqlalchemy.orm import Session
 from mlservice.db import utcnow
 from mlservice.events.clients import client_kind, network
 from mlservice.events.models import Event
+from mlservice.events.store import MEMORY_MAX, DetectionStore, MemoryStore
 from mlservice.principal import Principal
 from mlservice.settings import Settings
 
 # How many distinct User-Agents of a token (user) are compared when a new one shows up.
 HISTORY_AGENTS = 200
-MEMORY_MAX = 10_000  # subjects any in-memory rule tracks before it starts again
 
 # Substrings (lower case) of User-Agents sent by well-known vulnerability scanners and brute forcers.
 SCANNER_AGENTS = (
@@ -51,24 +52,44 @@ def scanner_reason(user_agent: str | None) -> str | None:
 
 
 class BurstCounter:
-    """Requests per IP in a fixed window, in this process; reports the request that crosses
-    ``ML_BURST_MAX_REQUESTS`` (once per window). A dict update per request: cheap enough for
-    the sync predict hot path."""
+    """Requests per IP within ``window_s``, across the API processes; reports the request that
+    takes an IP past ``ML_BURST_MAX_REQUESTS`` (once per window). The count over the last
+    window is estimated from two aligned ones (this one, and the previous weighted by how much
+    of it still falls in the last ``window_s``), so a burst astride their boundary counts whole.
 
-    def __init__(self, max_requests: int, window_s: float) -> None:
+    A dict update per request in memory (the sync predict hot path); with a shared store a
+    process adds its hits in batches of 1 % of the limit, so the store sees one write per
+    batch, and up to a batch per process fewer hits (under 1 % each)."""
+
+    def __init__(self, max_requests: int, window_s: float, store: DetectionStore) -> None:
         self.max_requests = max_requests
         self.window_s = window_s
-        self._counts: dict[str | None, list[float]] = {}
+        self.store = store
+        self.batch = max(1, max_requests // 100) if store.shared else 1
+        self._pending: dict[str | None, list[float]] = {}  # ip -> [hits not yet added, first at]
+        self._quiet: dict[str | None, float] = {}  # ip -> until when its burst is judged already
 
     def hit(self, ip: str | None, now: float) -> bool:
-        entry = self._counts.get(ip)
-        if entry is None or now - entry[0] >= self.window_s:
-            if len(self._counts) > 50_000:
-                self._counts.clear()
-            self._counts[ip] = [now, 1]
-            return self.max_requests <= 1
-        entry[1] += 1
-        return entry[1] == self.max_requests
+        amount = 1
+        if self.batch > 1:
+            pending = self._pending.get(ip)
+            if pending is None or now - pending[1] >= self.window_s:
+                if len(self._pending) > MEMORY_MAX:
+                    self._pending.clear()
+                pending = self._pending[ip] = [0, now]
+            pending[0] += 1
+            if pending[0] < self.batch:
+                return False
+            amount, pending[0] = int(pending[0]), 0
+        current, previous = self.store.count(f"burst:{ip}", amount, self.window_s, now)
+        weight = 1.0 - (now % self.window_s) / self.window_s
+        if current + previous * weight < self.max_requests or self._quiet.get(ip, 0.0) > now:
+            return False
+        # Asked once per window here: the rest of a burst costs no store call.
+        if len(self._quiet) > MEMORY_MAX:
+            self._quiet.clear()
+        self._quiet[ip] = now + self.window_s
+        return self.store.first(f"burst:{ip}", self.window_s, now)
 
 
 def request_reasons(method: str, ip: str | None, user_agent: str | None, bursts: BurstCounter,
@@ -87,26 +108,18 @@ def request_reasons(method: str, ip: str | None, user_agent: str | None, bursts:
 class RepeatedForbidden:
     """``ML_SUSPICIOUS_FORBIDDEN_COUNT`` 403s from one user or IP within a sliding window."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: DetectionStore) -> None:
         self.count = settings.suspicious_forbidden_count
         self.window_s = settings.suspicious_window_s
-        self._hits: dict[Any, deque[float]] = {}
-
-    def _add(self, key: Any, now: float) -> int:
-        hits = self._hits.setdefault(key, deque())
-        hits.append(now)
-        while hits and hits[0] <= now - self.window_s:
-            hits.popleft()
-        if len(self._hits) > MEMORY_MAX:
-            self._hits = {key: hits}
-        return len(hits)
+        self.store = store
 
     def reasons(self, event: dict[str, Any], now: float) -> list[str]:
         reasons = []
+        hit = secrets.token_hex(8)  # every 403 counts: a member of its own
         for label, subject in (("user", event.get("user_id")), ("IP", event.get("client_ip"))):
             if subject is None:
                 continue
-            count = self._add((label, subject), now)
+            count = self.store.add(f"forbidden:{label}:{subject}", hit, self.window_s, now)
             if count >= self.count:
                 reasons.append(f"{count} forbidden (403) calls from {label} {subject} within {self.window_s} s")
         return reasons
@@ -117,51 +130,57 @@ class CredentialStuffing:
     ``ML_LOGIN_FAILURE_WINDOW_S``: someone trying a list of credentials. (Many failures for one
     username are the brute-force rule's, in ``auth.lockout``.)"""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: DetectionStore) -> None:
         self.usernames = settings.suspicious_login_usernames
         self.window_s = settings.login_failure_window_s
-        self._failures: dict[str, dict[str, float]] = {}
+        self.store = store
 
     def reason(self, event: dict[str, Any], now: float) -> str | None:
         ip, username = event.get("client_ip"), event.get("username")
         if event.get("type") != "login.failed" or ip is None or username is None:
             return None
-        if len(self._failures) > MEMORY_MAX:
-            self._failures.clear()
-        seen = self._failures.setdefault(ip, {})
-        if len(seen) > 100 * self.usernames:  # flagged long ago: keep the memory bounded
-            seen.clear()
-        seen[username] = now
-        for name in [name for name, at in seen.items() if at <= now - self.window_s]:
-            del seen[name]
-        if len(seen) < self.usernames:
+        tried = self.store.add(f"stuffing:{ip}", str(username), self.window_s, now)
+        if tried < self.usernames:
             return None
-        return f"failed logins for {len(seen)} usernames from IP {ip} within {self.window_s} s"
+        return f"failed logins for {tried} usernames from IP {ip} within {self.window_s} s"
 
 
 class NetworkSwitch:
     """A token used from two distant networks (another /16, or /48 for IPv6) within
-    ``ML_SUSPICIOUS_NETWORK_SWITCH_S``: one token in two places at once. Checked on every
-    signed-in request (a dict lookup), in this process. IPv4 and IPv6 addresses are compared
-    only with their own kind: a dual-stack client alternates between the two."""
+    ``ML_SUSPICIOUS_NETWORK_SWITCH_S``: one token in two places at once. IPv4 and IPv6
+    addresses are compared only with their own kind: a dual-stack client alternates between
+    the two. Checked on every signed-in request: a dict lookup in memory; with a shared store a
+    process writes a token's network when it changes or ``REFRESH_S`` after its last write,
+    and compares with what any process wrote last, so a switch across processes shows within
+    ``REFRESH_S``."""
 
-    def __init__(self, settings: Settings) -> None:
+    REFRESH_S = 30.0
+
+    def __init__(self, settings: Settings, store: DetectionStore | None = None) -> None:
         self.window_s = settings.suspicious_network_switch_s
-        self._last: dict[Any, tuple[str | None, str | None, float]] = {}
+        self.store = store or MemoryStore()
+        self._written: dict[str, tuple[str | None, float]] = {}  # shared store: key -> this process's last write
 
     def reason(self, principal: Principal, ip: str | None, now: float) -> str | None:
         here = network(ip)
-        subject = principal.token_id if principal.token_id is not None else ("user", principal.user_id)
-        key = (subject, here is not None and ":" in here)
-        last = self._last.get(key)
-        if len(self._last) > MEMORY_MAX:
-            self._last.clear()
-        self._last[key] = (here, ip, now)
-        if last is None or here is None or last[0] is None or last[0] == here or now - last[2] > self.window_s:
+        subject = f"token:{principal.token_id}" if principal.token_id is not None else f"user:{principal.user_id}"
+        key = f"network:{subject}:{'v6' if here is not None and ':' in here else 'v4'}"
+        if self.store.shared:
+            written = self._written.get(key)
+            if written is not None and written[0] == here and now - written[1] < self.REFRESH_S:
+                return None
+            if len(self._written) > MEMORY_MAX:
+                self._written.clear()
+            self._written[key] = (here, now)
+        last = self.store.swap(key, f"{here} {ip}", self.window_s, now)
+        if last is None or here is None:
+            return None
+        (last_network, _, last_ip), at = last[0].partition(" "), last[1]
+        if last_network in (here, "None") or now - at > self.window_s:
             return None
         name = f"token #{principal.token_id}" if principal.token_id is not None else f"user {principal.username!r}"
-        return (f"{name} used from {last[1]} and {ip} (distant networks) within "
-                f"{max(0, round(now - last[2]))} s")
+        return (f"{name} used from {last_ip} and {ip} (distant networks) within "
+                f"{max(0, round(now - at))} s")
 
 
 @dataclass

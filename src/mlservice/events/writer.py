@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -32,6 +33,7 @@ from mlservice.events.rules import (
     client_event,
     client_findings,
 )
+from mlservice.events.store import detection_store
 from mlservice.principal import Principal
 from mlservice.settings import Settings
 
@@ -85,22 +87,23 @@ class SyncPredictCount:
 class EventLog:
     """One per app: the background writer and the detection state."""
 
-    def __init__(self, settings: Settings, database: Database) -> None:
+    def __init__(self, settings: Settings, database: Database, shared_dir: Path | None = None) -> None:
         self.settings = settings
         self.database = database
         self.enabled = settings.events_enabled
-        # The detection rules' windows run on this clock (seconds); a replay test sets its own.
-        self.clock: Callable[[], float] = time.monotonic
-        self.bursts = BurstCounter(settings.burst_max_requests, settings.burst_window_s)
+        # The detection rules' windows run on this clock (seconds); wall time, which every
+        # process and machine sharing the store agrees on. A replay test sets its own.
+        self.clock: Callable[[], float] = time.time
+        self.store = detection_store(settings.rate_limit_storage, shared_dir)
+        self.bursts = BurstCounter(settings.burst_max_requests, settings.burst_window_s, self.store)
         self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
         self._listeners: list[Listener] = []
         self._seen: set[tuple[Any, ...]] = set()
-        self._flagged_recently: dict[tuple[str, Any], float] = {}
-        self._forbidden = RepeatedForbidden(settings)
-        self._stuffing = CredentialStuffing(settings)
-        self.networks = NetworkSwitch(settings)
+        self._forbidden = RepeatedForbidden(settings, self.store)
+        self._stuffing = CredentialStuffing(settings, self.store)
+        self.networks = NetworkSwitch(settings, self.store)
         self._predict_lock = threading.Lock()
         self._predict: dict[SyncPredictKey, SyncPredictCount] = {}
         self._predict_since = time.monotonic()
@@ -145,16 +148,9 @@ class EventLog:
         self._queue.put(("seen", payload))
 
     def first_flag(self, rule: str, subject: Any, window: float = 60.0) -> bool:
-        """True the first time a rule fires for a subject within ``window`` (no event floods)."""
-        now = self.clock()
-        key = (rule, subject)
-        last = self._flagged_recently.get(key)
-        if last is not None and now - last < window:
-            return False
-        if len(self._flagged_recently) > 10_000:
-            self._flagged_recently.clear()
-        self._flagged_recently[key] = now
-        return True
+        """True the first time a rule fires for a subject within ``window``, in any process
+        sharing the store (no event floods: one event per attack)."""
+        return self.store.first(f"flag:{rule}:{subject}", window, self.clock())
 
     def count_sync_predict(self, key: SyncPredictKey, status: int, duration_ms: float) -> None:
         with self._predict_lock:
