@@ -1,7 +1,8 @@
 """Two ways a prediction used to answer 500: a finite number too large for the model's float32
 features (now 422 ``invalid_value`` naming the column; a batch job fails with the same message),
 and a model bundle deleted from disk (now 503 ``bundle_missing`` saying which version and how to
-fix it; a checksum mismatch stays 500 ``bundle_tampered``)."""
+fix it, and so do the batch and drift jobs that load it; a checksum mismatch stays 500
+``bundle_tampered``)."""
 
 from __future__ import annotations
 
@@ -113,6 +114,11 @@ def test_a_deleted_bundle_answers_503_bundle_missing(client: TestClient, trained
         "/predict", headers=headers, json={"model_key": "adult", "data": row}
     ).json()["job_id"]
     job = wait_job(client, headers, job_id)
+    assert job["status"] == "failed" and job["error"] == message
+    # ... and so does a drift check of that version
+    checked = client.post("/drift/check", headers=headers, json={"model_key": "adult"})
+    assert checked.status_code == 202, checked.text
+    job = wait_job(client, headers, checked.json()["job_id"])
     assert job["status"] == "failed" and job["error"] == message
     # the whole version directory gone: the same answer
     shutil.rmtree(bundle)

@@ -59,7 +59,7 @@ def run_drift_check(context: WorkerContext, job: Job, reporter: JobReporter) -> 
                 raise NotFound("the dataset to check was deleted before the check started")
             dataset_path = dataset.path
     until = _parse(params.get("until")) or utcnow()
-    model = model_cache(context).get(bundle_path)
+    model = model_cache(context).get(bundle_path, model_key=key, version=version)
     if dataset_path or "input_path" in params:
         source = "dataset" if dataset_path else "data"
         frame = pd.read_parquet(context.artifacts.path(dataset_path or params["input_path"]))

@@ -313,7 +313,7 @@ def run_retrain(context: WorkerContext, job: Job, reporter: JobReporter) -> JobO
     with context.database.session() as session:
         champion = registry.get_version(session, key, job.params["champion"])
         session.expunge(champion)
-    champion_model = model_cache(context).get(champion.bundle_path)
+    champion_model = model_cache(context).get(champion.bundle_path, model_key=key, version=champion.version)
     retraining = collect_retraining_set(context, key, champion)
     challenger = _train_challenger(reporter, champion, champion_model, retraining.frame)
     challenger.info["retraining_rows"] = retraining.rows
