@@ -32,4 +32,7 @@ def main(argv: list[str] | None = None) -> int:
             print(str(exc), file=sys.stderr)
             return 2
         configure_logging(settings)
-    return args.handler(settings, args)
+    try:
+        return args.handler(settings, args)
+    except KeyboardInterrupt:  # Ctrl-C before a command handles it (`serve` while importing)
+        return 130

@@ -11,10 +11,12 @@ import logging
 import math
 import multiprocessing
 import os
+import signal
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -27,6 +29,8 @@ from mlservice.ml.threads import available_cores
 from mlservice.settings import Settings
 
 log = logging.getLogger(__name__)
+
+WARM_UP_WAIT_S = 20.0  # how long a stop waits for the first worker (the template's imports)
 
 
 class JobQueue(Protocol):
@@ -78,6 +82,25 @@ def worker_context(job_kinds: tuple[kinds.JobKind, ...]) -> multiprocessing.cont
     return context
 
 
+def start_template(context: multiprocessing.context.BaseContext) -> None:
+    """Start the pool's template with SIGINT ignored, as it and every worker forked from it then
+    stay: Ctrl-C reaches the whole process group, and the template spends its first seconds
+    importing the ML stack, before multiprocessing has it ignore SIGINT; a Ctrl-C then printed
+    a KeyboardInterrupt traceback from the template, and one from each worker with a running
+    job (which restores the handler the template started with). ``serve`` ends them itself
+    (``_stop``). Only the main thread may change a signal's handler: a template started from
+    another (after a leader's take-over) starts as multiprocessing does it."""
+    if context.get_start_method() != "forkserver" or threading.current_thread() is not threading.main_thread():
+        return
+    from multiprocessing import forkserver
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited through fork and exec
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def _stop(executor: ProcessPoolExecutor) -> None:
     """Shut the pool down and end its worker processes. A worker that died holding the call
     queue's lock would leave the others blocked on it for ever, and the interpreter's exit
@@ -109,6 +132,7 @@ class LocalJobQueue:
         self._lock = threading.Lock()
         self._closed = False
         self.live_endpoint: str | None = None  # the live-updates hub workers forward to
+        self._warming: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the template now (`serve` calls this at start-up), so that it has imported the
@@ -116,9 +140,19 @@ class LocalJobQueue:
         template: a drift check queued behind an auto-retrain started 13 s late). One worker
         is forked at once too; the others come when jobs overlap. In a thread: forking waits
         for the template's imports (seconds), which must not hold up the server's start."""
-        threading.Thread(
-            target=lambda: self._pool().submit(os.getpid), name="job-pool-start", daemon=True
-        ).start()
+        self._pool()  # here: the template starts from this (the main) thread, see start_template
+        self._warming = threading.Thread(target=self._warm_up, name="job-pool-start", daemon=True)
+        self._warming.start()
+
+    def _warm_up(self) -> None:
+        try:
+            self._submit(os.getpid)
+        except Exception as exc:  # noqa: BLE001 - the first job starts the pool again
+            if not self._closed:
+                log.warning("the job pool did not start up front (%r); the first job starts it", exc)
+
+    def _submit(self, function: Callable[..., Any], *args: Any) -> Future:
+        return self._pool().submit(function, *args)
 
     def _pool(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -139,14 +173,15 @@ class LocalJobQueue:
                         context.Value("i", 0),
                     ),
                 )
+                start_template(context)
             return self._executor
 
     def enqueue(self, job_id: str) -> None:
         try:
-            future = self._pool().submit(execute_job, job_id)
+            future = self._submit(execute_job, job_id)
         except BrokenProcessPool:
             self._rebuild()
-            future = self._pool().submit(execute_job, job_id)
+            future = self._submit(execute_job, job_id)
         future.add_done_callback(lambda done: self._after(job_id, done))
 
     def _after(self, job_id: str, future: Future) -> None:
@@ -192,6 +227,10 @@ class LocalJobQueue:
         return {"backend": "local", "ok": True, "workers": self.size}
 
     def shutdown(self) -> None:
+        if self._warming is not None:
+            # A worker still being forked is not in the pool's list yet: _stop would miss it, and
+            # once forked after this process is gone it fails on the pool's vanished semaphore.
+            self._warming.join(timeout=WARM_UP_WAIT_S)
         with self._lock:
             self._closed = True
             executor, self._executor = self._executor, None
