@@ -79,6 +79,19 @@ def test_first_is_true_once_per_window_whoever_asks(opener: Callable[[], Detecti
     assert a.first(f"{key}:other", 60, T0 + 60) is True
 
 
+def test_a_standing_flag_is_not_asked_about_again(tmp_path: Path) -> None:
+    """A flood of flagged requests (a scanner, a client without a User-Agent) asks the shared
+    store once per window, not once per request: each ask is a write every process queues for."""
+    here, elsewhere = FileStore(tmp_path), FileStore(tmp_path)
+    asked = []
+    ask = elsewhere._first
+    elsewhere._first = lambda *args: asked.append(args) or ask(*args)  # type: ignore[method-assign]
+    assert here.first("scanner", 60, T0)
+    assert not any(elsewhere.first("scanner", 60, T0 + 1 + n * 0.01) for n in range(1000))
+    assert len(asked) == 1  # and it learnt that the flag stands until T0 + 60
+    assert elsewhere.first("scanner", 60, T0 + 60) and len(asked) == 2
+
+
 def test_a_store_that_fails_falls_back_to_memory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     down = RedisStore("redis://127.0.0.1:1/0")  # nothing listens there
     caplog.set_level(logging.WARNING, logger="mlservice.events.store")

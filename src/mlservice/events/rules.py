@@ -67,7 +67,6 @@ class BurstCounter:
         self.store = store
         self.batch = max(1, max_requests // 100) if store.shared else 1
         self._pending: dict[str | None, list[float]] = {}  # ip -> [hits not yet added, first at]
-        self._quiet: dict[str | None, float] = {}  # ip -> until when its burst is judged already
 
     def hit(self, ip: str | None, now: float) -> bool:
         amount = 1
@@ -83,12 +82,8 @@ class BurstCounter:
             amount, pending[0] = int(pending[0]), 0
         current, previous = self.store.count(f"burst:{ip}", amount, self.window_s, now)
         weight = 1.0 - (now % self.window_s) / self.window_s
-        if current + previous * weight < self.max_requests or self._quiet.get(ip, 0.0) > now:
+        if current + previous * weight < self.max_requests:
             return False
-        # Asked once per window here: the rest of a burst costs no store call.
-        if len(self._quiet) > MEMORY_MAX:
-            self._quiet.clear()
-        self._quiet[ip] = now + self.window_s
         return self.store.first(f"burst:{ip}", self.window_s, now)
 
 

@@ -115,6 +115,22 @@ class _Guarded:
     def __init__(self) -> None:
         self._fallback = MemoryStore()
         self._failed_at = 0.0
+        self._quiet: dict[str, float] = {}  # key -> when its standing flag ends, as last seen
+
+    def first(self, key: str, window: float, now: float) -> bool:
+        # A flag known to stand (set here or, as the store said, elsewhere) is not asked about
+        # again before it ends: a flood of flagged requests (a scanner, a burst) costs no store
+        # write each, which on the file store would queue every request behind the others.
+        if self._quiet.get(key, -math.inf) > now:
+            return False
+        standing = self._first(key, window, now)
+        _bound(self._quiet)
+        self._quiet[key] = (now if standing is None else standing) + window
+        return standing is None
+
+    def _first(self, key: str, window: float, now: float) -> float | None:
+        """Set the flag unless one stands (set within ``window``): None, or when that was."""
+        raise NotImplementedError
 
     def _failed(self, operation: str, error: Exception) -> MemoryStore:
         if time.monotonic() - self._failed_at > FAILURE_LOG_EVERY_S:
@@ -200,27 +216,31 @@ class FileStore(_Guarded):
             return self._failed("swap", exc).swap(key, value, keep, now)
         return (str(before[0]), float(before[1])) if before else None
 
-    def first(self, key: str, window: float, now: float) -> bool:
+    def _first(self, key: str, window: float, now: float) -> float | None:
         try:
+            db = self._file.connection()
             # The upsert's WHERE leaves a flag set within the window untouched, and RETURNING
             # then yields no row: one statement decides for every process.
-            row = self._file.connection().execute(
+            row = db.execute(
                 "INSERT INTO flags (key, at, expires) VALUES (?1, ?2, ?2 + ?3) "
                 "ON CONFLICT (key) DO UPDATE SET at = ?2, expires = ?2 + ?3 WHERE flags.at <= ?2 - ?3 "
                 "RETURNING 1",
                 (key, now, window),
             ).fetchone()
+            if row is not None:
+                return None
+            standing = db.execute("SELECT at FROM flags WHERE key = ?", (key,)).fetchone()
         except Exception as exc:  # noqa: BLE001 - see _Guarded
-            return self._failed("first", exc).first(key, window, now)
-        return row is not None
+            return None if self._failed("first", exc).first(key, window, now) else now
+        return float(standing[0]) if standing else now
 
 
 # Redis: one round trip per operation (a transaction or a script), keys expiring on their own.
 FIRST_SCRIPT = """
 local at = redis.call('GET', KEYS[1])
-if at and tonumber(at) > tonumber(ARGV[1]) - tonumber(ARGV[2]) then return 0 end
+if at and tonumber(at) > tonumber(ARGV[1]) - tonumber(ARGV[2]) then return at end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-return 1
+return false
 """
 SWAP_SCRIPT = """
 local before = redis.call('GET', KEYS[1])
@@ -235,7 +255,7 @@ class RedisStore(_Guarded):
 
         super().__init__()
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        self._first = self._redis.register_script(FIRST_SCRIPT)
+        self._first_script = self._redis.register_script(FIRST_SCRIPT)
         self._swap = self._redis.register_script(SWAP_SCRIPT)
 
     def count(self, key: str, amount: int, window: float, now: float) -> tuple[int, int]:
@@ -274,11 +294,13 @@ class RedisStore(_Guarded):
         at, _, stored = before.decode().partition(" ")
         return stored, float(at)
 
-    def first(self, key: str, window: float, now: float) -> bool:
+    def _first(self, key: str, window: float, now: float) -> float | None:
         try:
-            return bool(self._first(keys=[f"{REDIS_PREFIX}flag:{key}"], args=[repr(now), window, _seconds(window)]))
+            standing = self._first_script(keys=[f"{REDIS_PREFIX}flag:{key}"],
+                                          args=[repr(now), window, _seconds(window)])
         except Exception as exc:  # noqa: BLE001 - see _Guarded
-            return self._failed("first", exc).first(key, window, now)
+            return None if self._failed("first", exc).first(key, window, now) else now
+        return None if standing is None else float(standing)
 
 
 def _seconds(window: float) -> int:
