@@ -76,7 +76,9 @@ def api_pids(server: LiveServer) -> list[int]:
 
 def leader_pid(server: LiveServer) -> int:
     assert server.home is not None
-    return int((server.home / "data" / "leader.lock").read_text())
+    # 0 while a new leader is between truncating the file and writing its pid into it
+    text = (server.home / "data" / "leader.lock").read_text().strip()
+    return int(text) if text else 0
 
 
 def server_pid_of(client_port: int, server_port: int, pids: list[int]) -> int | None:
