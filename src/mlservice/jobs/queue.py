@@ -13,10 +13,9 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -146,13 +145,10 @@ class LocalJobQueue:
 
     def _warm_up(self) -> None:
         try:
-            self._submit(os.getpid)
+            self._pool().submit(os.getpid)
         except Exception as exc:  # noqa: BLE001 - the first job starts the pool again
             if not self._closed:
                 log.warning("the job pool did not start up front (%r); the first job starts it", exc)
-
-    def _submit(self, function: Callable[..., Any], *args: Any) -> Future:
-        return self._pool().submit(function, *args)
 
     def _pool(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -178,10 +174,10 @@ class LocalJobQueue:
 
     def enqueue(self, job_id: str) -> None:
         try:
-            future = self._submit(execute_job, job_id)
+            future = self._pool().submit(execute_job, job_id)
         except BrokenProcessPool:
             self._rebuild()
-            future = self._submit(execute_job, job_id)
+            future = self._pool().submit(execute_job, job_id)
         future.add_done_callback(lambda done: self._after(job_id, done))
 
     def _after(self, job_id: str, future: Future) -> None:
