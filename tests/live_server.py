@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -29,12 +30,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def daily_check_not_due() -> dict[str, str]:
+    """Settings under which today's daily drift check is 22 hours away, whenever the suite runs.
+    A server started after the check time (23:00 by default) catches up the day's check at once
+    and queues drift jobs, and auto-retrains, that the test never asked for: a suite run late in
+    the evening failed on them. The server's day is put at 01:xx, with the check at 23:30."""
+    offset = (1 - datetime.now(UTC).hour) % 24
+    if offset > 14:  # the Etc zones span UTC-12 to UTC+14
+        offset -= 24
+    zone = f"Etc/GMT{-offset:+d}" if offset else "Etc/UTC"  # POSIX signs: Etc/GMT-3 is UTC+3
+    return {"ML_TIMEZONE": zone, "ML_DAILY_DRIFT_CHECK_TIME": "23:30"}
+
+
 def base_env(home: Path) -> dict[str, str]:
-    """A clean environment: no ML_* of the developer's shell, the venv's scripts on PATH."""
+    """A clean environment: no ML_* of the developer's shell, the venv's scripts on PATH, and no
+    daily check due (a test that wants one sets its own time)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ML_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["HOME"] = str(home)
-    return env
+    return env | daily_check_not_due()
 
 
 @dataclass

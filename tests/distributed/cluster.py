@@ -21,6 +21,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from tests.backends import POSTGRES_SERVER_URL, REDIS_URL
+from tests.live_server import daily_check_not_due
 
 ADMIN = {"username": "admin", "password": "distributed-admin-pw"}
 
@@ -70,7 +71,7 @@ class Cluster:
             "ML_WORKER_CPU_PER_TASK": "1", "ML_WORKER_CONCURRENCY": "1",
             "ML_JOB_HEARTBEAT_S": "1", "ML_JOB_HEARTBEAT_TIMEOUT_S": "5", "ML_JOB_RECONCILE_S": "1",
             "ML_RATE_LIMIT_EXPENSIVE": "off", "ML_EVENTS_ENABLED": "false",
-            **settings,
+            **daily_check_not_due(), **settings,
         }
         self.apis: dict[str, tuple[subprocess.Popen, str]] = {}
         self.workers: dict[str, subprocess.Popen] = {}
