@@ -52,6 +52,17 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+def wait_for(condition, what: str, timeout: float = 90, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    """The first truthy value of ``condition()``, polled until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def wait_job(client: TestClient, headers: dict, job_id: str, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from mlservice.auth.models import AuthToken, User
 from mlservice.db import Database, utcnow
-from tests.helpers import USER_PASSWORD, Accounts, login
+from tests.helpers import USER_PASSWORD, Accounts, login, wait_for
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME
 
 
@@ -362,7 +362,9 @@ def test_api_token_lifecycle(client: TestClient, accounts: Accounts) -> None:
     assert token["token"] not in listed.text
     item = listed.json()["items"][0]
     assert item["name"] == "My API Token" and item["is_active"] is True
-    assert item["last_used_at"] is not None
+    # On SQLite the last-used time is written off the event loop, just after the answer.
+    wait_for(lambda: client.get("/auth/tokens", headers=headers).json()["items"][0]["last_used_at"],
+             "the token's last-used time", timeout=5)
 
     revoked = client.post(f"/auth/tokens/{token['id']}/revoke", headers=headers)
     assert revoked.status_code == 200 and revoked.json()["is_active"] is False

@@ -29,9 +29,9 @@ from websockets.sync.client import ClientConnection, connect
 
 from tests.distributed.cluster import Cluster, fresh_postgres_database, wait_job
 from tests.distributed.test_cluster import receive
-from tests.helpers import adult_sample, records
+from tests.helpers import adult_sample, records, wait_for
 from tests.live_server import ADMIN_PASSWORD, MLSERVICE, LiveServer, base_env, live_server
-from tests.reliability.test_crash_safety import finished, wait_for
+from tests.reliability.test_crash_safety import finished
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc (Linux)")
 

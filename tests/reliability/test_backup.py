@@ -43,7 +43,7 @@ from mlservice.settings import Settings
 from tests.backends import POSTGRES_SERVER_URL
 from tests.conftest import make_settings
 from tests.distributed.cluster import fresh_postgres_database
-from tests.helpers import adult_sample, csv_bytes, records
+from tests.helpers import adult_sample, csv_bytes, records, wait_for
 from tests.live_server import base_env, live_server
 from tests.reliability.test_crash_safety import (
     SMALL,
@@ -53,7 +53,6 @@ from tests.reliability.test_crash_safety import (
     submit,
     training_underway,
     upload,
-    wait_for,
 )
 
 VERSIONS = ("1.0.0", "1.1.0")

@@ -40,23 +40,13 @@ from mlservice.training.jobs import TRAIN
 from mlservice.training.service import training_config
 from tests.conftest import make_settings
 from tests.distributed.cluster import Cluster, fresh_postgres_database
-from tests.helpers import adult_sample, adult_train, csv_bytes, records
+from tests.helpers import adult_sample, adult_train, csv_bytes, records, wait_for
 from tests.live_server import live_server
 
 SMALL = {"hidden_layer_sizes": [16], "max_iter": 15}
 ENDLESS = {"hidden_layer_sizes": [16], "max_iter": 5000, "early_stopping": False}  # killed long before the end
 FIT_STARTED = 18.0  # training progress once the first epoch is reported (training.fitting.FIT_SPAN)
 MARKER = 10_000_000  # sync predictions carry fnlwgt = MARKER + i, so each is found in the log
-
-
-def wait_for(condition, what: str, timeout: float = 90, interval: float = 0.05):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def job(base: str, headers: dict, job_id: str) -> dict:
