@@ -24,7 +24,7 @@ from mlservice import __version__
 from mlservice.alerts.router import router as alerts_router
 from mlservice.alerts.service import raise_security_alert
 from mlservice.artifacts import ArtifactStore
-from mlservice.auth.deps import CurrentPrincipal
+from mlservice.auth.deps import CurrentPrincipal, TokenTouches
 from mlservice.auth.lockout import LoginGuard
 from mlservice.auth.ratelimit import RateLimits, RequestLimiter
 from mlservice.auth.router import router as auth_router
@@ -245,6 +245,7 @@ def create_app(
             queue.shutdown()
             await app.state.live_hub.stop()
             app.state.prediction_log.close()
+            app.state.token_touches.close()
             # Last, once this process writes no more: the data into mlservice.db itself (SQLite).
             database.checkpoint()
 
@@ -266,6 +267,7 @@ def create_app(
     app.state.model_cache = ModelCache(artifacts)
     app.state.version_resolver = VersionResolver(database)
     app.state.prediction_log = SyncLogWriter(artifacts)
+    app.state.token_touches = TokenTouches()
     app.state.events = EventLog(settings, database, shared_dir)
     app.state.login_guard = LoginGuard(settings, shared_dir)
     app.state.rate_limiter = RequestLimiter(settings, shared_dir)

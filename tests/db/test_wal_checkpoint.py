@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlservice.app import create_app
+from mlservice.auth import deps
 from mlservice.auth.service import ensure_first_admin
 from mlservice.db import Database
 from mlservice.db.migrate import upgrade
@@ -57,6 +59,39 @@ def test_lifespan_end_checkpoints_the_wal_into_the_database_file(fresh, tmp_path
     # not run: what is in the file is the lifespan's doing.
     assert _wal_bytes(db_file) == 0
     assert "walrus" in _usernames(db_file, tmp_path / "copy")
+
+
+def test_a_last_used_write_still_in_flight_lands_before_the_checkpoint(
+    fresh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a token's last-used time is written off the event loop after the answer; the
+    lifespan waits for it before its checkpoint (CI once found its one WAL frame, 4,152 bytes,
+    after a shutdown). Here the write holds back until the checkpoint starts, or 2 s: a lifespan
+    that does not wait checkpoints first and the write lands after it."""
+    settings, database, db_file = fresh
+    checkpointing, touched = threading.Event(), threading.Event()
+    checkpoint, touch = Database.checkpoint, deps._touch_now
+
+    def announced_checkpoint(self: Database) -> None:
+        checkpointing.set()
+        checkpoint(self)
+
+    def late_touch(*args, **kwargs):  # type: ignore[no-untyped-def]
+        checkpointing.wait(2)
+        time.sleep(0.2)  # into the checkpoint, if it did not wait for us
+        touch(*args, **kwargs)  # and commit
+        touched.set()
+
+    monkeypatch.setattr(Database, "checkpoint", announced_checkpoint)
+    monkeypatch.setattr(deps, "_touch_now", late_touch)
+    with TestClient(create_app(settings, database)) as client:
+        admin = Accounts(client).system_admin  # a new session token, never used yet
+        assert client.get("/auth/user-info", headers=admin).status_code == 200
+    assert touched.wait(5)  # written, before or after the lifespan's end
+    assert _wal_bytes(db_file) == 0
+    with sqlite3.connect(db_file) as copy:
+        used = copy.execute("SELECT count(*) FROM auth_tokens WHERE last_used_at IS NOT NULL")
+        assert used.fetchone() == (1,)
 
 
 def test_a_reader_elsewhere_delays_shutdown_by_at_most_the_short_busy_timeout(

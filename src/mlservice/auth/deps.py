@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -56,7 +56,7 @@ async def authenticate_request(request: Request) -> Principal:
             raise Forbidden(f"cookie-authenticated writes need the header X-ML-Client: {DASHBOARD_CLIENT}")
     app_state = request.app.state
     if app_state.database.is_sqlite:
-        principal = principal_from_secret(app_state, secret, touch=_touch_in_background)
+        principal = principal_from_secret(app_state, secret, touch=app_state.token_touches)
     else:  # network round trips: off the event loop (see db_io)
         principal = await run_in_threadpool(principal_from_secret, app_state, secret)
     request.state.principal = principal
@@ -71,8 +71,23 @@ def _touch_now(database, token_id: int, now) -> None:  # type: ignore[no-untyped
         log.warning("skipped last-used update of token %s: database busy", token_id)
 
 
-def _touch_in_background(database, token_id: int, now) -> None:  # type: ignore[no-untyped-def]
-    asyncio.get_running_loop().run_in_executor(None, _touch_now, database, token_id, now)
+class TokenTouches:
+    """SQLite's last-used writes, off the event loop, on one thread of the app's own: they queue
+    rather than contend for the write lock, and the lifespan drains them (close) before its WAL
+    checkpoint. On the loop's shared executor one could land after it, and a copy of
+    ``mlservice.db`` alone then missed it."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-touch")
+
+    def __call__(self, database, token_id: int, now) -> None:  # type: ignore[no-untyped-def]
+        try:
+            self._executor.submit(_touch_now, database, token_id, now)
+        except RuntimeError:  # closed: a request still answered while the server stops
+            _touch_now(database, token_id, now)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
 
 
 def principal_from_secret(app_state, secret: str, *, touch=_touch_now) -> Principal:  # type: ignore[no-untyped-def]
