@@ -306,6 +306,18 @@ def test_jobs_models_and_sync_predictions_are_logged(client: TestClient, account
     detail = client.get(f"/events/{summary[0]['id']}", headers=admin).json()
     assert detail["input"]["calls"] == 3 and detail["output"]["errors"] == 0
 
+    # Flagged calls (here without a User-Agent) are counted too, and flagged once.
+    for _ in range(4):
+        answer = client.post("/models/events_model/predict", json={"data": rows},
+                             headers=admin | {"User-Agent": ""})
+        assert answer.status_code == 200
+    client.app.state.events.flush(aggregates=True)
+    calls = {e["user_agent"]: client.get(f"/events/{e['id']}", headers=admin).json()["input"]["calls"]
+             for e in events(client, admin, type="predict.sync")["items"]}
+    assert calls == {"testclient": 3, None: 4}
+    suspicious = events(client, admin, type="request.suspicious")["items"]
+    assert [e["message"] for e in suspicious] == ["write request without a User-Agent"]
+
 
 def test_retention_removes_old_events(settings, database: Database) -> None:
     with database.session(write=True) as session:

@@ -79,8 +79,9 @@ class RequestEvents:
         now = log.clock()
 
         reasons = request_reasons(context.method, ip, user_agent, log.bursts, now)
-        if sync_predict and not events and not reasons:
-            # The hot path: counted, summarised once a minute by the writer.
+        if sync_predict and not events:
+            # The hot path: counted, summarised once a minute by the writer; a flagged call too
+            # (a burst of predictions is still that many predictions), flagged below as well.
             model_key = context.path.split("/")[2]
             fields = principal_fields(principal)
             log.count_sync_predict(
@@ -88,14 +89,13 @@ class RequestEvents:
                  fields.get("token_id"), model_key, ip, user_agent, context.source),
                 status, duration_ms,
             )
-        elif not events:
-            if status == 403 and principal is not None:
-                events.append({"type": "access.forbidden", "outcome": "denied",
-                               "message": f"forbidden: {context.method} {context.path}"})
-            elif reasons and log.first_flag("request", (ip, tuple(reasons))):
-                events.append({"type": "request.suspicious", "outcome": "ok" if status < 400 else "failed",
-                               "message": "; ".join(reasons), "reasons": reasons, "suspicious": True})
-                reasons = []
+        elif not events and status == 403 and principal is not None:
+            events.append({"type": "access.forbidden", "outcome": "denied",
+                           "message": f"forbidden: {context.method} {context.path}"})
+        if not events and reasons and log.first_flag("request", (ip, tuple(reasons))):
+            events.append({"type": "request.suspicious", "outcome": "ok" if status < 400 else "failed",
+                           "message": "; ".join(reasons), "reasons": reasons, "suspicious": True})
+            reasons = []
 
         def stamp() -> dict[str, Any]:  # built only when needed: not on the hot path
             return {
