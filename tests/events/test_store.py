@@ -8,13 +8,19 @@ tests/reliability/test_api_workers.py."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from mlservice.db import Database
+from mlservice.events import writer
+from mlservice.events.models import Event
 from mlservice.events.rules import (
     BurstCounter,
     CredentialStuffing,
@@ -168,3 +174,38 @@ def test_a_token_switching_networks_across_processes(shared: Callable[[], FileSt
     assert home.reason(token, "81.2.69.142", T0 + 2 + NetworkSwitch.REFRESH_S) == (
         f"token #7 used from 185.220.101.4 and 81.2.69.142 (distant networks) within {NetworkSwitch.REFRESH_S:.0f} s"
     )
+
+
+def test_a_new_client_met_by_two_processes_at_once_is_one_event(
+    tmp_path: Path, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both processes miss it in memory and, judging it in the same instant, find no history in
+    the database (on PostgreSQL; SQLite's write lock already serialises them): the shared store
+    lets one of them judge it. The barrier holds each judgement until the other's has begun."""
+    judging = threading.Barrier(2, timeout=1)
+    judge = writer.client_event
+
+    def together(*args, **kwargs):  # type: ignore[no-untyped-def]
+        with contextlib.suppress(threading.BrokenBarrierError):  # the other never came
+            judging.wait()
+        return judge(*args, **kwargs)
+
+    monkeypatch.setattr(writer, "client_event", together)
+    shared_dir = tmp_path / "run"
+    shared_dir.mkdir()
+    logs = [writer.EventLog(make_settings(tmp_path, database), database, shared_dir) for _ in range(2)]
+    token = Principal(user_id=1, username="erin", tier="user", auth_kind="api", token_id=7)
+    request = {"source": "api", "client_ip": "81.2.69.142", "user_agent": "curl/8.5.0", "method": "GET",
+               "path": "/models", "status_code": 200, "user_id": 1, "username": "erin",
+               "auth_kind": "api", "token_id": 7}
+    try:
+        for log in logs:
+            log.check_client(token, "81.2.69.142", "curl/8.5.0", lambda: dict(request))
+        for log in logs:
+            assert log.flush()
+    finally:
+        for log in logs:
+            log.close()
+    with database.session() as session:
+        written = session.scalars(select(Event.type).where(Event.token_id == 7)).all()
+    assert written == ["client.first_seen"]

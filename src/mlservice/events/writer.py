@@ -242,6 +242,8 @@ class EventLog:
                         if stuffing is not None:
                             written.append(self._row(session, stuffing))
                 elif kind == "seen":
+                    if not self._judged_here(payload):
+                        continue
                     session.flush()
                     event = client_event(session, payload)
                     if event is not None:
@@ -254,6 +256,14 @@ class EventLog:
                     listener(payload)
                 except Exception:  # noqa: BLE001
                     log.exception("event listener failed")
+
+    def _judged_here(self, payload: dict[str, Any]) -> bool:
+        """Whether this process judges a client new for its token: two API processes meeting it
+        in the same instant both found no history and wrote ``client.new`` (and raised an alert)
+        twice. Within a minute the first one's event is in the database for the others."""
+        client = (payload.get("user_id"), payload.get("token_id"), payload.get("client_ip"),
+                  payload.get("user_agent"))
+        return not self.store.shared or self.first_flag("client", client)
 
     def _stuffing_event(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """``login.stuffing`` (flagged) once per window and IP, apart from the failed logins
