@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from mlservice.db import utcnow
 from mlservice.events.clients import client_kind, network
 from mlservice.events.models import Event
-from mlservice.events.store import MEMORY_MAX, DetectionStore, MemoryStore
+from mlservice.events.store import DetectionStore, MemoryStore, bound
 from mlservice.principal import Principal
 from mlservice.settings import Settings
 
@@ -73,8 +73,7 @@ class BurstCounter:
         if self.batch > 1:
             pending = self._pending.get(ip)
             if pending is None or now - pending[1] >= self.window_s:
-                if len(self._pending) > MEMORY_MAX:
-                    self._pending.clear()
+                bound(self._pending)
                 pending = self._pending[ip] = [0, now]
             pending[0] += 1
             if pending[0] < self.batch:
@@ -164,8 +163,7 @@ class NetworkSwitch:
             written = self._written.get(key)
             if written is not None and written[0] == here and now - written[1] < self.REFRESH_S:
                 return None
-            if len(self._written) > MEMORY_MAX:
-                self._written.clear()
+            bound(self._written)
             self._written[key] = (here, now)
         last = self.store.swap(key, f"{here} {ip}", self.window_s, now)
         if last is None or here is None:

@@ -71,7 +71,7 @@ class MemoryStore:
         entry = self._counts.get(key)
         if entry is None or entry[0] != index:
             previous = entry[1] if entry is not None and entry[0] == index - 1 else 0
-            _bound(self._counts)
+            bound(self._counts)
             entry = self._counts[key] = [index, 0, previous]
         entry[1] += amount
         return entry[1], entry[2]
@@ -79,7 +79,7 @@ class MemoryStore:
     def add(self, key: str, member: str, window: float, now: float) -> int:
         members = self._members.get(key)
         if members is None:
-            _bound(self._members)
+            bound(self._members)
             members = self._members[key] = {}
         members[member] = now
         for old in [name for name, at in members.items() if at <= now - window]:
@@ -89,7 +89,7 @@ class MemoryStore:
     def swap(self, key: str, value: str, keep: float, now: float) -> tuple[str, float] | None:
         before = self._values.get(key)
         if before is None:
-            _bound(self._values)
+            bound(self._values)
         self._values[key] = (value, now)
         return before
 
@@ -97,12 +97,13 @@ class MemoryStore:
         last = self._flags.get(key)
         if last is not None and now - last < window:
             return False
-        _bound(self._flags)
+        bound(self._flags)
         self._flags[key] = now
         return True
 
 
-def _bound(table: dict[str, Any]) -> None:
+def bound(table: dict[Any, Any]) -> None:
+    """Keep a table of this process's memory under ``MEMORY_MAX`` keys: start it again."""
     if len(table) >= MEMORY_MAX:
         table.clear()
 
@@ -124,7 +125,7 @@ class _Guarded:
         if self._quiet.get(key, -math.inf) > now:
             return False
         standing = self._first(key, window, now)
-        _bound(self._quiet)
+        bound(self._quiet)
         self._quiet[key] = (now if standing is None else standing) + window
         return standing is None
 
