@@ -82,22 +82,25 @@ def worker_context(job_kinds: tuple[kinds.JobKind, ...]) -> multiprocessing.cont
 
 
 def start_template(context: multiprocessing.context.BaseContext) -> None:
-    """Start the pool's template with SIGINT ignored, as it and every worker forked from it then
+    """Start the pool's template with SIGINT blocked, as it and every worker forked from it then
     stay: Ctrl-C reaches the whole process group, and the template spends its first seconds
-    importing the ML stack, before multiprocessing has it ignore SIGINT; a Ctrl-C then printed
-    a KeyboardInterrupt traceback from the template, and one from each worker with a running
-    job (which restores the handler the template started with). ``serve`` ends them itself
-    (``_stop``). Only the main thread may change a signal's handler: a template started from
-    another (after a leader's take-over) starts as multiprocessing does it."""
-    if context.get_start_method() != "forkserver" or threading.current_thread() is not threading.main_thread():
+    importing the ML stack, before multiprocessing has it ignore SIGINT (which also drops one
+    pending); a Ctrl-C then printed a KeyboardInterrupt traceback from the template, and one
+    from each worker with a running job (which restores the handler the template started with).
+    ``serve`` ends them itself (``_stop``). Blocked in this thread only, not ignored in the
+    process: a Ctrl-C in that moment still reaches ``serve`` (ignoring it there lost one, and
+    ``serve`` went on running), and any thread may start the template (a leader's take-over)."""
+    if context.get_start_method() != "forkserver":
         return
-    from multiprocessing import forkserver
+    from multiprocessing import forkserver, resource_tracker
 
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited through fork and exec
+    # First: starting the resource tracker (forkserver.ensure_running does) unblocks SIGINT here.
+    resource_tracker.ensure_running()
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # inherited through fork and exec
     try:
         forkserver.ensure_running()
     finally:
-        signal.signal(signal.SIGINT, before)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _stop(executor: ProcessPoolExecutor) -> None:
@@ -139,7 +142,7 @@ class LocalJobQueue:
         template: a drift check queued behind an auto-retrain started 13 s late). One worker
         is forked at once too; the others come when jobs overlap. In a thread: forking waits
         for the template's imports (seconds), which must not hold up the server's start."""
-        self._pool()  # here: the template starts from this (the main) thread, see start_template
+        self._pool()  # the template starts here, see start_template
         self._warming = threading.Thread(target=self._warm_up, name="job-pool-start", daemon=True)
         self._warming.start()
 
