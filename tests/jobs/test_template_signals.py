@@ -6,7 +6,6 @@ reaches the server. Each case runs in a fresh interpreter: the template is one p
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
