@@ -6,6 +6,7 @@ session; tables are emptied after every test so tests stay independent.
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -28,6 +29,15 @@ from tests.backends import POSTGRES_SERVER_URL
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin-password-for-tests"
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Ctrl-C as at a terminal, however the suite was started: a shell that starts a command in
+    the background without job control (``cmd &`` in a script, ``nohup``) makes it ignore
+    SIGINT, and every server a test starts inherited that, so the tests that send it Ctrl-C
+    failed. A handler (unlike "ignore") is not inherited by the programs the suite starts."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
